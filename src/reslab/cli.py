@@ -1,0 +1,290 @@
+"""The `reslab` command line. Each subcommand parses its flags and hands off to the library;
+every error a user can cause ends here as one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from reslab.errors import DivergenceError, UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line and exit code 2, not a usage dump."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+# -- reslab models ---------------------------------------------------------------------------
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from reslab.report.tables import models_table
+
+    models_table(args.pattern, flops=not args.no_flops)
+    return 0
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the registered networks")
+    p.add_argument(
+        "pattern", nargs="?", default="*", help="shell-style name filter, e.g. 'resnet*'"
+    )
+    p.add_argument("--no-flops", action="store_true", help="skip the GFLOPs column (faster)")
+    p.set_defaults(func=_cmd_models)
+
+
+# -- reslab train ----------------------------------------------------------------------------
+
+_RUN_FLAGS = ("config", "recipe", "out", "resume", "force", "quiet")
+
+
+def _add_train(sub) -> None:
+    import typing
+
+    from reslab.train.config import FIELDS, TrainConfig, field_help
+
+    p = sub.add_parser(
+        "train",
+        help="train a network; writes a run directory",
+        description="Train a network. Settings come from the defaults, then "
+        "--recipe, then --config FILE.toml, then these flags.",
+    )
+    p.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys")
+    p.add_argument(
+        "--recipe", help="named recipe (default he2015-cifar): he2015-cifar, cosine, quick"
+    )
+    p.add_argument(
+        "--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-DATASET-TIME)"
+    )
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="print only the final result")
+    hints, helps = typing.get_type_hints(TrainConfig), field_help()
+    for name in FIELDS:  # every config key is also a flag: --batch-size for batch_size
+        kind = hints[name]
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=helps.get(name)
+            )
+        elif kind in (int, float, str):
+            p.add_argument(flag, type=kind, default=None, help=helps.get(name))
+        else:  # list of numbers
+            p.add_argument(flag, type=float, nargs="+", default=None, help=helps.get(name))
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from reslab.train import resume, train
+    from reslab.train.config import FIELDS
+
+    flags = {k: v for k, v in vars(args).items() if k in FIELDS and v is not None}
+    if args.resume:
+        if args.config or args.recipe or args.out or args.force:
+            raise UserError(
+                "--resume takes its settings from the checkpoint; drop --config, "
+                "--recipe, --out and --force"
+            )
+        result = resume(args.resume, flags, quiet=args.quiet)
+    else:
+        config = _train_config(args.config, args.recipe, flags)
+        result = train(config, args.out or _default_out(config), force=args.force, quiet=args.quiet)
+    print(f"test accuracy: {100 * result.summary['test_acc']:.2f}%")
+    return 0
+
+
+def _train_config(path: str | None, recipe: str | None, flags: dict):
+    from reslab.train.config import build_config, read_toml
+    from reslab.train.recipes import get_recipe
+
+    file_values = read_toml(path) if path else {}
+    recipe = recipe or str(file_values.pop("recipe", "he2015-cifar"))
+    file_values.pop("recipe", None)
+    return build_config(get_recipe(recipe).overrides, file_values, flags)
+
+
+def _default_out(config) -> str:
+    import re
+    import time
+
+    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.dataset.split("/")[-1] or "data")
+    return f"runs/{config.model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+# -- reslab eval / predict / export / report ---------------------------------------------------
+
+_MODEL_HELP = "run directory, checkpoint (.pt) or weights (.safetensors)"
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a trained model: top-1/top-5, per class, confusion")
+    p.add_argument("model", help=_MODEL_HELP)
+    p.add_argument("--dataset", help="data set to evaluate on (default: the one it trained on)")
+    p.add_argument("--data-dir", help="where data sets live")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--tta", action="store_true", help="average with the mirrored image")
+    p.add_argument(
+        "--out", help="folder for eval.json and confusion.png (default: beside the model)"
+    )
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reslab.io import atomic_write_json
+    from reslab.metrics import most_confused, per_class_accuracy
+    from reslab.report.confusion import plot_confusion
+    from reslab.train.assess import evaluate_saved
+    from reslab.train.load import resolve
+
+    result, classes = evaluate_saved(
+        args.model, args.dataset, args.split, args.tta, args.data_dir, args.device
+    )
+    source = resolve(args.model)
+    out = (
+        Path(args.out)
+        if args.out
+        else (Path(args.model) if Path(args.model).is_dir() else source.parent)
+    )
+    report = {
+        **result.as_dict(),
+        "split": args.split,
+        "tta": args.tta,
+        "classes": classes,
+        "per_class_acc": per_class_accuracy(result.confusion, classes),
+        "most_confused": most_confused(result.confusion, classes),
+        "confusion": result.confusion.tolist(),
+    }
+    atomic_write_json(out / "eval.json", report)
+    plot_confusion(result.confusion, classes, out / "confusion.png")
+    print(
+        f"{args.split}: top-1 {100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  "
+        f"loss {result.loss:.4f}  ({result.count} images)"
+    )
+    for name, acc in report["per_class_acc"].items():
+        print(f"  {name:<16} {'-' if acc is None else f'{100 * acc:.1f}%'}")
+    print(f"wrote {out / 'eval.json'} and {out / 'confusion.png'}")
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="classify image files")
+    p.add_argument("model", help=_MODEL_HELP)
+    p.add_argument("images", nargs="+", help="JPEG or PNG files")
+    p.add_argument("--top-k", type=int, default=3, help="classes to show per image")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from reslab.train.predict import predict_files
+
+    if args.top_k < 1:
+        raise UserError("--top-k must be >= 1")
+    results = predict_files(args.model, args.images, args.top_k)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        guesses = ", ".join(f"{c['class']} {100 * c['prob']:.1f}%" for c in r["top"])
+        print(f"{r['image']}: {guesses}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a trained model: ONNX, TorchScript or safetensors")
+    p.add_argument("model", help=_MODEL_HELP)
+    p.add_argument("--format", required=True, choices=("onnx", "safetensors", "torchscript"))
+    p.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the convolutions")
+    p.add_argument("--out", help="output file (default: beside the model, named by format)")
+    p.set_defaults(func=_cmd_export)
+
+
+_SUFFIX = {"onnx": ".onnx", "safetensors": ".safetensors", "torchscript": ".torchscript.pt"}
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from reslab.models import export
+    from reslab.models.fold import fold_batchnorm
+    from reslab.train.load import load, resolve
+
+    loaded = load(args.model)
+    model, folded = loaded.model, 0
+    if args.fold_bn:
+        model, folded = fold_batchnorm(model)
+    source = resolve(args.model)
+    stem = "model-folded" if args.fold_bn else "model-export"
+    out = Path(args.out) if args.out else source.parent / f"{stem}{_SUFFIX[args.format]}"
+    shape = (1, loaded.data["in_channels"], *loaded.data["image_size"])
+    if args.format == "onnx":
+        export.export_onnx(model, out, input_shape=shape)
+    elif args.format == "torchscript":
+        export.export_torchscript(model, out, input_shape=shape)
+    else:
+        meta = {"meta": json.dumps({"config": loaded.config.to_dict(), "data": loaded.data})}
+        export.export_safetensors(model, out, metadata=meta)
+    note = f" ({folded} BatchNorm layers folded)" if args.fold_bn else ""
+    print(f"wrote {out}{note}")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="curves and a report.md for one or more runs")
+    p.add_argument("runs", nargs="+", help="run directories (several are overlaid)")
+    p.add_argument("--out", help="output folder (default: the run dir, or ./report for several)")
+    p.add_argument("--title", help="report title")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reslab.report.markdown import write_report
+
+    out = (
+        Path(args.out)
+        if args.out
+        else (Path(args.runs[0]) if len(args.runs) == 1 else Path("report"))
+    )
+    path = write_report([Path(r) for r in args.runs], out, title=args.title)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reslab", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_models, _add_train, _add_eval, _add_predict, _add_export, _add_report):
+        add(sub)
+    return parser
+
+
+def _version() -> str:
+    from reslab import __version__
+
+    return f"reslab {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from reslab.train.stop import StopRequested
+
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (UserError, DivergenceError, StopRequested) as e:
+        print(f"{'' if isinstance(e, StopRequested) else 'error: '}{e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,19 @@
+"""Data: sources, the shipped CIFAR-10 sample, the on-disk cache and the device-resident loader."""
+
+from reslab.data.decode import read_image
+from reslab.data.loader import DeviceLoader
+from reslab.data.sets import DataSplits, ImageSet, channel_stats, split_validation
+from reslab.data.sources import default_data_dir, default_val_split, list_datasets, load_dataset
+
+__all__ = [
+    "DataSplits",
+    "DeviceLoader",
+    "ImageSet",
+    "channel_stats",
+    "default_data_dir",
+    "default_val_split",
+    "list_datasets",
+    "load_dataset",
+    "read_image",
+    "split_validation",
+]

@@ -1,0 +1,25 @@
+"""Errors a user can cause. The CLI turns each into one line on stderr and exit code 2."""
+
+
+class UserError(Exception):
+    """Something the user can fix: a bad flag, a missing file, a wrong checkpoint."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError, ValueError):
+    """A config key is unknown or its value is out of range."""
+
+
+class DataError(UserError):
+    """A data set is missing, malformed or unreadable."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint or weights file is missing, corrupt, hostile or does not fit the model."""
+
+
+class DivergenceError(Exception):
+    """The loss became NaN or Inf: training stopped (exit code 3)."""
+
+    exit_code = 3

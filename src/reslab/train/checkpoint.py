@@ -1,0 +1,77 @@
+"""Checkpoints: written atomically, read without ever running code from the file.
+
+`torch.load(..., weights_only=True)` unpickles only tensors and plain containers, so a file
+carrying a code-execution payload is refused instead of run; weights ship as safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
+
+from reslab.errors import CheckpointError
+from reslab.io import atomic_write
+
+FORMAT = "reslab-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    state = {"format": FORMAT, "version": VERSION, **state}
+    return atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"refused to load {path}: it holds objects other than tensors and plain data "
+            f"({first[:160]}); reslab never runs code from a checkpoint"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (corrupt or truncated: "
+            f"{str(e).splitlines()[0][:120]})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a reslab checkpoint")
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer reslab (format {state['version']})")
+    return state
+
+
+def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict) -> Path:
+    """Final weights as safetensors, with the config and data facts as JSON in the header."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    metadata = {"format": FORMAT, "meta": json.dumps(meta)}
+    return atomic_write(path, lambda f: f.write(save(tensors, metadata=metadata)))
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({str(e)[:120]})"
+        ) from None
+    try:
+        meta = json.loads(metadata.get("meta", "{}"))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path} has a malformed reslab header") from None
+    return tensors, meta

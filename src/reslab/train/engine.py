@@ -1,0 +1,330 @@
+"""The training loop. It reads top to bottom: build, (resume), epochs of steps, evaluate, save.
+
+Host-device syncs are rare on purpose: step losses stay on the device and are read every
+`check_every` steps (NaN check, progress) and once per epoch (metrics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from reslab.errors import CheckpointError, ConfigError, DivergenceError
+from reslab.models import count_params
+from reslab.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from reslab.train.config import TrainConfig, build_config
+from reslab.train.evaluate import EvalResult, evaluate
+from reslab.train.progress import ProgressDisplay
+from reslab.train.run_dir import RunDir
+from reslab.train.runtime import rng_state, seed_everything, set_rng_state
+from reslab.train.setup import Setup, build
+from reslab.train.stop import GracefulStop, StopRequested
+
+RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "threads", "check_every")
+
+
+@dataclass
+class Position:
+    """Where the loop is; saved in every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # batches done in the current epoch
+    step: int = 0  # optimizer steps done in total
+    best_val_acc: float = -1.0
+    best_epoch: int = 0
+    wall_time_s: float = 0.0  # training wall time over all sessions of this run
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    summary: dict
+    model: nn.Module
+
+
+class EpochMeter:
+    """Training loss and accuracy summed on the device; read once per epoch."""
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, correct, n
+        self.seconds = 0.0
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        self.sums += torch.stack([loss.double() * n, correct.double(), loss.new_tensor(n).double()])
+
+    def read(self) -> tuple[float, float, int]:
+        loss_n, correct, n = self.sums.tolist()  # host-device sync
+        return (loss_n / n, correct / n, int(n)) if n else (float("nan"), float("nan"), 0)
+
+
+def train_step(s: Setup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with s.autocast():
+        logits = s.step_model(x)
+        loss = s.loss_fn(logits, y)
+    s.optimizer.zero_grad(set_to_none=True)
+    s.scaler.scale(loss).backward()
+    s.scaler.step(s.optimizer)
+    s.scaler.update()
+    return loss.detach(), (logits.argmax(1) == y).sum()
+
+
+def _check_finite(recent: torch.Tensor, first: int, last: int, run: RunDir, pos: Position, lr):
+    """Raise if any loss of steps first..last (1-based) is NaN/Inf, naming the first such step."""
+    k = len(recent)
+    steps = list(range(first, last + 1))
+    values = recent[[(s - 1) % k for s in steps]]
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):  # host-device sync above (nonzero); taken every check_every steps only
+        i = int(bad[0])
+        where = (
+            f"the last good checkpoint, {run.last}, is from epoch {pos.epoch}"
+            if run.last.is_file()
+            else "no checkpoint had been written yet"
+        )
+        raise DivergenceError(
+            f"loss became {values[i].item()} at step {steps[i]}: training "
+            f"diverged and stopped; {where}. Try a lower learning rate "
+            f"(lr was {lr:g}) or a warmup (--warmup-epochs)"
+        )
+
+
+def _checkpoint_state(s: Setup, pos: Position, meter: EpochMeter) -> dict:
+    return {
+        "config": s.config.to_dict(),
+        "data": s.data_meta(),
+        "model": s.model.state_dict(),
+        "ema": s.ema.state_dict() if s.ema is not None else None,
+        "optimizer": s.optimizer.state_dict(),
+        "scheduler": s.scheduler.state_dict(),
+        "scaler": s.scaler.state_dict(),
+        "rng": rng_state(),
+        "position": dataclasses.asdict(pos),
+        "meter": {"sums": meter.sums.cpu(), "seconds": meter.seconds},
+    }
+
+
+def _restore(s: Setup, state: dict) -> tuple[Position, dict]:
+    try:
+        s.model.load_state_dict(state["model"])
+        if s.ema is not None and state.get("ema") is not None:
+            s.ema.load_state_dict(state["ema"])
+        s.optimizer.load_state_dict(state["optimizer"])
+        s.scheduler.load_state_dict(state["scheduler"])
+        s.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise CheckpointError(
+            f"the checkpoint does not fit this run ({str(e).splitlines()[0]})"
+        ) from None
+    return Position(**state["position"]), state["meter"]
+
+
+def _epoch_row(s: Setup, pos: Position, meter: EpochMeter, val: EvalResult | None) -> dict:
+    loss, acc, n = meter.read()
+    return {
+        "epoch": pos.epoch + 1,
+        "step": pos.step,
+        "train_loss": loss,
+        "train_acc": acc,
+        "val_loss": val.loss if val else None,
+        "val_acc": val.top1 if val else None,
+        "lr": s.optimizer.param_groups[0]["lr"],
+        "epoch_time_s": meter.seconds,
+        "images_per_s": n / meter.seconds if meter.seconds else 0.0,
+    }
+
+
+class Trainer:
+    def __init__(
+        self,
+        s: Setup,
+        run: RunDir,
+        display: ProgressDisplay,
+        should_stop: Callable[[int], bool] | None = None,
+        writer=None,
+    ):
+        self.s, self.run, self.display = s, run, display
+        self.should_stop = should_stop or (lambda step: False)
+        self.writer = writer
+        self.recent = torch.zeros(s.config.check_every, device=s.device)  # last step losses
+
+    def fit(self, pos: Position, meter_state: dict | None = None) -> Position:
+        s = self.s
+        with GracefulStop() as stop:
+            while pos.epoch < s.epochs and pos.step < s.total_steps:
+                meter = EpochMeter(s.device)
+                if meter_state is not None:
+                    meter.sums.copy_(meter_state["sums"])
+                    meter.seconds = meter_state["seconds"]
+                    meter_state = None
+                self._run_epoch(pos, meter, stop)
+                if stop.requested or (pos.batch and self.should_stop(pos.step)):
+                    self._save(pos, meter)
+                    name = "SIGINT" if stop.signum == 2 else "SIGTERM" if stop.signum else "request"
+                    raise StopRequested(
+                        f"stopped on {name} at step {pos.step} (epoch {pos.epoch + 1}); "
+                        f"checkpoint saved. Resume with: reslab train --resume {self.run.path}",
+                        stop.signum or 2,
+                    )
+                self._end_epoch(pos, meter)
+        return pos
+
+    def _run_epoch(self, pos: Position, meter: EpochMeter, stop: GracefulStop) -> None:
+        s, k = self.s, self.s.config.check_every
+        self.display.start_epoch(pos.epoch, len(s.train_loader), pos.batch)
+        checked = pos.step
+        start = time.perf_counter()
+        for x, y in s.train_loader.iter_epoch(pos.epoch, start_batch=pos.batch):
+            loss, correct = train_step(s, x, y)
+            self.recent[pos.step % k] = loss
+            meter.add(loss, correct, len(y))
+            s.scheduler.step()
+            if s.ema is not None:
+                s.ema.update_parameters(s.model)
+            pos.step += 1
+            pos.batch += 1
+            last = pos.batch == len(s.train_loader) or pos.step >= s.total_steps
+            interrupt = stop.requested or self.should_stop(pos.step)
+            if pos.step - checked >= k or last or interrupt:
+                _check_finite(self.recent, checked + 1, pos.step, self.run, pos, s.config.lr)
+                checked = pos.step
+                self._show(pos, meter, start)
+            if last or interrupt:
+                break
+        meter.seconds += time.perf_counter() - start
+        pos.wall_time_s += time.perf_counter() - start
+
+    def _show(self, pos: Position, meter: EpochMeter, start: float) -> None:
+        if not self.display.live:
+            return
+        loss, acc, n = meter.read()  # host-device sync, only when a terminal shows it
+        elapsed = meter.seconds + time.perf_counter() - start
+        lr = self.s.optimizer.param_groups[0]["lr"]
+        self.display.update(pos.batch, loss, acc, lr, n / elapsed if elapsed else 0.0)
+
+    def _end_epoch(self, pos: Position, meter: EpochMeter) -> None:
+        s = self.s
+        val = None
+        if s.val_loader is not None:
+            val = evaluate(s.eval_model, s.val_loader, s.data.num_classes, s.autocast, s.config.tta)
+        row = _epoch_row(s, pos, meter, val)
+        self.display.end_epoch(row)
+        self.run.append_metrics(row)
+        if self.writer is not None:
+            for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s"):
+                if row[key] is not None:
+                    self.writer.add_scalar(key, row[key], pos.step)
+        pos.epoch += 1
+        pos.batch = 0
+        # Without a validation split, "best" is simply the latest epoch.
+        improved = val is None or val.top1 > pos.best_val_acc
+        if improved:
+            pos.best_val_acc = val.top1 if val else -1.0
+            pos.best_epoch = pos.epoch
+        self._save(pos, EpochMeter(s.device), best=improved)
+
+    def _save(self, pos: Position, meter: EpochMeter, best: bool = False) -> None:
+        state = _checkpoint_state(self.s, pos, meter)
+        save_checkpoint(self.run.last, state)
+        if best:
+            save_checkpoint(self.run.best, state)
+
+
+def _tensorboard(run: RunDir):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(log_dir=str(run.path / "tensorboard"))
+
+
+def _finish(s: Setup, run: RunDir, pos: Position, display: ProgressDisplay) -> TrainResult:
+    test = evaluate(s.eval_model, s.test_loader, s.data.num_classes, s.autocast, s.config.tta)
+    final = s.ema.module if s.ema is not None else s.model
+    meta = {"config": s.config.to_dict(), "data": s.data_meta()}
+    save_weights(run.weights, final.state_dict(), meta)
+    rows = run.read_metrics()
+    summary = {
+        "model": s.config.model,
+        "dataset": s.data.name,
+        "params": count_params(s.model),
+        "epochs": pos.epoch,
+        "steps": pos.step,
+        "best_epoch": pos.best_epoch,
+        "best_val_acc": pos.best_val_acc if pos.best_val_acc >= 0 else None,
+        "test_loss": test.loss,
+        "test_acc": test.top1,
+        "test_top5": test.top5,
+        "wall_time_s": round(pos.wall_time_s, 3),
+        "images_per_s": rows[-1]["images_per_s"] if rows else None,
+        "device": str(s.device),
+        "torch": torch.__version__,
+    }
+    run.write_summary(summary)
+    display.message(
+        f"test accuracy {100 * test.top1:.2f}% (top-5 {100 * test.top5:.2f}%, "
+        f"loss {test.loss:.4f}) after {pos.step} steps; run directory: {run.path}"
+    )
+    return TrainResult(run.path, summary, final)
+
+
+def _run(s: Setup, run: RunDir, pos: Position, meter_state, live, quiet, should_stop):
+    display = ProgressDisplay(s.epochs, enabled=live, quiet=quiet)
+    writer = _tensorboard(run)
+    try:
+        pos = Trainer(s, run, display, should_stop, writer).fit(pos, meter_state)
+    finally:
+        if writer is not None:
+            writer.close()
+    return _finish(s, run, pos, display)
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    force: bool = False,
+    live: bool | None = None,
+    quiet: bool = False,
+    should_stop: Callable[[int], bool] | None = None,
+) -> TrainResult:
+    """Train from scratch into the run directory `out`."""
+    config.validate()
+    seed_everything(config.seed, config.deterministic)
+    s = build(config)
+    run = RunDir.create(out, force)
+    run.write_config(config.to_dict())
+    return _run(s, run, Position(), None, live, quiet, should_stop)
+
+
+def resume(
+    out: str | Path,
+    overrides: dict | None = None,
+    *,
+    live: bool | None = None,
+    quiet: bool = False,
+    should_stop: Callable[[int], bool] | None = None,
+) -> TrainResult:
+    """Continue the run in `out` from its last checkpoint, exactly where it stopped."""
+    run = RunDir.open(out)
+    state = load_checkpoint(run.last)
+    overrides = dict(overrides or {})
+    fixed = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
+    if fixed:
+        raise ConfigError(
+            f"cannot change {', '.join(fixed)} when resuming; only "
+            f"{', '.join(RESUME_OVERRIDABLE)} may change"
+        )
+    config = build_config(state["config"], overrides)
+    seed_everything(config.seed, config.deterministic)
+    s = build(config)
+    pos, meter_state = _restore(s, state)
+    run.truncate_metrics(pos.epoch)
+    run.write_config(config.to_dict())
+    return _run(s, run, pos, meter_state, live, quiet, should_stop)

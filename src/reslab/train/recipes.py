@@ -1,0 +1,82 @@
+"""Named training recipes: overrides of the config defaults, each with its source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reslab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    source: str  # where the settings come from
+    overrides: dict[str, object]
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            "he2015-cifar",
+            "He et al. 2015, arXiv:1512.03385, Sec. 4.2: SGD 0.1, momentum 0.9, weight decay 1e-4, "
+            "batch 128, 45k/5k train/val split, lr /10 at 32k and 48k of 64k iterations",
+            dict(
+                model="resnet20",
+                dataset="cifar10",
+                optimizer="sgd",
+                lr=0.1,
+                momentum=0.9,
+                weight_decay=1e-4,
+                batch_size=128,
+                schedule="multistep",
+                milestones=[0.5, 0.75],
+                gamma=0.1,
+                max_steps=64_000,
+                epochs=0,
+                val_split=5000,
+            ),
+        ),
+        Recipe(
+            "cosine",
+            "the common 200-epoch CIFAR recipe with cosine annealing (Loshchilov & Hutter 2017, "
+            "arXiv:1608.03983): SGD 0.1, momentum 0.9, weight decay 5e-4, batch 128",
+            dict(
+                optimizer="sgd",
+                lr=0.1,
+                momentum=0.9,
+                weight_decay=5e-4,
+                batch_size=128,
+                schedule="cosine",
+                epochs=200,
+                max_steps=0,
+            ),
+        ),
+        Recipe(
+            "quick",
+            "a short run on the shipped CIFAR-10 sample (about two minutes on 2 CPU cores): "
+            "one-cycle lr (Smith & Topin 2017, arXiv:1708.07120), label smoothing 0.1",
+            dict(
+                model="resnet20",
+                dataset="cifar10-sample",
+                optimizer="nesterov",
+                lr=0.2,
+                momentum=0.9,
+                weight_decay=5e-4,
+                batch_size=128,
+                schedule="onecycle",
+                epochs=10,
+                max_steps=0,
+                label_smoothing=0.1,
+                no_decay_norm_bias=True,
+                channels_last=True,
+            ),
+        ),
+    )
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ConfigError(f"recipe: unknown value {name!r}; allowed: {', '.join(RECIPES)}")
+    return RECIPES[name]

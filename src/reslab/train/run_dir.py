@@ -1,0 +1,76 @@
+"""The run directory: config, per-epoch metrics, checkpoints, final weights and summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from reslab.errors import UserError
+from reslab.io import atomic_write_json, atomic_write_text
+from reslab.train.config import to_toml
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config = self.path / "config.toml"
+        self.metrics = self.path / "metrics.jsonl"
+        self.checkpoints = self.path / "checkpoints"
+        self.last = self.checkpoints / "last.pt"
+        self.best = self.checkpoints / "best.pt"
+        self.weights = self.path / "model.safetensors"
+        self.summary = self.path / "summary.json"
+
+    @classmethod
+    def create(cls, path: str | Path, force: bool) -> RunDir:
+        run = cls(path)
+        if run.path.exists() and not run.path.is_dir():
+            raise UserError(f"--out {run.path} exists and is not a directory")
+        if run.path.is_dir() and any(run.path.iterdir()) and not force:
+            raise UserError(
+                f"run directory {run.path} already exists; pass --resume {run.path} to "
+                "continue it or --force to overwrite it"
+            )
+        try:
+            run.checkpoints.mkdir(parents=True, exist_ok=True)
+            for stale in (run.metrics, run.summary, run.last, run.best, run.weights):
+                stale.unlink(missing_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create run directory {run.path}: {e.strerror}") from None
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        run = cls(path)
+        if not run.last.is_file():
+            raise UserError(f"nothing to resume in {run.path}: no checkpoints/last.pt there")
+        return run
+
+    def write_config(self, values: dict) -> None:
+        atomic_write_text(self.config, to_toml(values))
+
+    def append_metrics(self, row: dict) -> None:
+        with self.metrics.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics.is_file():
+            return []
+        rows = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash; nothing after it can be trusted
+        return rows
+
+    def truncate_metrics(self, epochs_done: int) -> None:
+        """Keep the rows of epochs the checkpoint has seen: a crash may have left one more."""
+        rows = [r for r in self.read_metrics() if r["epoch"] <= epochs_done]
+        atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def write_summary(self, summary: dict) -> None:
+        atomic_write_json(self.summary, summary)

@@ -1,0 +1,60 @@
+"""Learning-rate schedules as pure functions of the step, wrapped in a LambdaLR.
+
+A pure function keeps resume exact: the scheduler's whole state is its step count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from reslab.train.config import TrainConfig
+
+Factor = Callable[[float], float]  # fraction of the run after warmup (0..1) -> lr multiplier
+
+
+def _onecycle(t: float) -> float:
+    # Rise for the first 30% then anneal to near zero, as torch's OneCycleLR with cos annealing.
+    peak = 0.3
+    if t < peak:
+        return 0.04 + 0.96 * (1 - math.cos(math.pi * t / peak)) / 2
+    return 1e-4 + (1 - 1e-4) * (1 + math.cos(math.pi * (t - peak) / (1 - peak))) / 2
+
+
+def _shape(config: TrainConfig) -> Factor:
+    milestones, gamma, size = config.milestones, config.gamma, config.step_size
+    shapes: dict[str, Factor] = {
+        "constant": lambda t: 1.0,
+        "step": lambda t: gamma ** math.floor(t / size + 1e-9),
+        "multistep": lambda t: gamma ** sum(t >= m for m in milestones),
+        "cosine": lambda t: (1 + math.cos(math.pi * min(t, 1.0))) / 2,
+        "linear": lambda t: max(0.0, 1 - t),
+        "onecycle": _onecycle,
+    }
+    return shapes[config.schedule]
+
+
+def lr_factor(
+    config: TrainConfig, total_steps: int, steps_per_epoch: int
+) -> Callable[[int], float]:
+    """The lr multiplier at each step: linear warmup, then the schedule's shape."""
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    shape = _shape(config)
+    span = max(1, total_steps - warmup)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return shape((step - warmup) / span)
+
+    return factor
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_factor(config, total_steps, steps_per_epoch)
+    )

@@ -1,0 +1,147 @@
+"""Everything a run needs, built from its config: data, loaders, model, optimizer, schedule."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from reslab.data import DataSplits, DeviceLoader, default_val_split, load_dataset, split_validation
+from reslab.errors import ConfigError
+from reslab.models import create_model
+from reslab.train.config import TrainConfig
+from reslab.train.optim import build_optimizer
+from reslab.train.runtime import autocast, resolve_device
+from reslab.train.schedule import build_scheduler
+
+EVAL_BATCH = 500  # images per evaluation batch: no gradients, so larger than training batches
+
+
+@dataclass
+class Setup:
+    config: TrainConfig
+    device: torch.device
+    data: DataSplits
+    train_loader: DeviceLoader
+    val_loader: DeviceLoader | None
+    test_loader: DeviceLoader
+    model: nn.Module  # the module whose state is saved
+    step_model: nn.Module  # what the step calls: the model, or its torch.compile wrapper
+    ema: AveragedModel | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    autocast: object
+    loss_fn: nn.Module
+    epochs: int
+    steps_per_epoch: int
+    total_steps: int
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.step_model
+
+    def data_meta(self) -> dict:
+        d = self.data
+        return {
+            "dataset": d.name,
+            "classes": list(d.classes),
+            "mean": list(d.mean),
+            "std": list(d.std),
+            "in_channels": d.in_channels,
+            "image_size": list(d.image_size),
+        }
+
+
+def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
+    shortcut = None if config.shortcut == "default" else config.shortcut
+    return create_model(
+        config.model,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        norm=config.norm,
+        shortcut=shortcut,
+        zero_init_residual=config.zero_init_residual,
+    )
+
+
+def _loaders(config: TrainConfig, data: DataSplits, device, rank: int, world_size: int):
+    n_val = default_val_split(data.name) if config.val_split < 0 else config.val_split
+    train_set, val_set = split_validation(data.train, n_val, seed=config.seed)
+    per_rank = config.batch_size // world_size
+    if per_rank * world_size != config.batch_size:
+        raise ConfigError(
+            f"batch_size: {config.batch_size} does not split evenly over {world_size} processes"
+        )
+    if config.batch_size > len(train_set):
+        raise ConfigError(
+            f"batch_size: {config.batch_size} is larger than the training split "
+            f"({len(train_set)} images); use a smaller --batch-size"
+        )
+    common = dict(mean=data.mean, std=data.std, device=device, channels_last=config.channels_last)
+    train = DeviceLoader(
+        train_set,
+        batch_size=per_rank,
+        train=True,
+        seed=config.seed,
+        crop_padding=config.crop_padding,
+        flip=config.flip,
+        cutout=config.cutout,
+        rank=rank,
+        world_size=world_size,
+        **common,
+    )
+    val = (
+        DeviceLoader(val_set, batch_size=EVAL_BATCH, train=False, **common)
+        if len(val_set)
+        else None
+    )
+    test = DeviceLoader(data.test, batch_size=EVAL_BATCH, train=False, **common)
+    return train, val, test
+
+
+def _length(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
+    epochs = config.epochs or math.ceil(config.max_steps / steps_per_epoch)
+    total = epochs * steps_per_epoch
+    if config.max_steps:
+        total = min(total, config.max_steps)
+    return epochs, total
+
+
+def build(config: TrainConfig, rank: int = 0, world_size: int = 1) -> Setup:
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    data = load_dataset(config.dataset, config.data_dir or None, skip_corrupt=config.skip_corrupt)
+    train, val, test = _loaders(config, data, device, rank, world_size)
+    model = build_model(config, data.num_classes, data.in_channels).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    epochs, total = _length(config, len(train))
+    optimizer = build_optimizer(model, config)
+    ema = None
+    if config.ema:
+        # Buffers are averaged too, so the EMA model's BN statistics match its weights.
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+    return Setup(
+        config=config,
+        device=device,
+        data=data,
+        train_loader=train,
+        val_loader=val,
+        test_loader=test,
+        model=model,
+        step_model=torch.compile(model) if config.compile else model,
+        ema=ema,
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, config, total, len(train)),
+        scaler=torch.amp.GradScaler(device.type, enabled=config.precision == "fp16"),
+        autocast=autocast(device, config.precision),
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        epochs=epochs,
+        steps_per_epoch=len(train),
+        total_steps=total,
+    )

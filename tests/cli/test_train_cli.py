@@ -1,0 +1,144 @@
+"""`reslab train` as a user runs it: real subprocesses, the shipped sample, real files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+FAST = [
+    "--dataset",
+    "cifar10-sample",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--val-split",
+    "100",
+    "--threads",
+    "1",
+]
+
+
+def reslab(*args, data_dir, timeout=300, **kw):
+    env = {**os.environ, "RESLAB_DATA": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "reslab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def test_train_then_eval_predict_report(tmp_path, data_dir):
+    run = tmp_path / "run"
+    r = reslab(
+        "train", "--recipe", "quick", *FAST, "--max-steps", "8", "--out", run, data_dir=data_dir
+    )
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy" in r.stdout and "Traceback" not in r.stderr
+    # Not a terminal: one plain line per epoch.
+    assert r.stdout.count("epoch 1 step 8") == 1
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--lr", "0"], "lr: bad value"),
+        (["--lr", "fast"], "invalid float value"),
+        (["--batch-size", "0"], "batch_size"),
+        (["--epochs", "0", "--max-steps", "0"], "epochs"),
+        (["--optimizer", "adagrad"], "allowed: sgd"),
+        (["--recipe", "nope"], "recipe: unknown value"),
+        (["--model", "resnet2O"], "did you mean resnet20"),
+        (["--dataset", "no-such-set"], "no-such-set"),
+        (["--dataset", "folder:/does/not/exist"], "/does/not/exist"),
+        (["--config", "/does/not/exist.toml"], "config file not found"),
+        (["--batch-size", "100000"], "larger than the training split"),
+        (["--bogus"], "unrecognized arguments"),
+        (["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, data_dir, args, needle):
+    out = tmp_path / "run"
+    r = reslab("train", *FAST, *args, "--out", out, data_dir=data_dir)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_unknown_config_key_in_toml(tmp_path, data_dir):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('model = "resnet20"\nlerning_rate = 0.1\n')
+    r = reslab("train", "--config", cfg, *FAST, "--out", tmp_path / "run", data_dir=data_dir)
+    assert r.returncode == 2 and "unknown config key 'lerning_rate'" in r.stderr
+
+
+def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, data_dir):
+    run = tmp_path / "run"
+    # Warm the data cache first so the signal lands in training, not decoding.
+    reslab("train", *FAST, "--max-steps", "1", "--out", tmp_path / "warm", data_dir=data_dir)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reslab",
+            "train",
+            *FAST,
+            "--epochs",
+            "50",
+            "--check-every",
+            "1",
+            "--out",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RESLAB_DATA": str(data_dir)},
+    )
+    deadline = time.time() + 120
+    while not (run / "config.toml").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"reslab train --resume {run}" in err and "Traceback" not in err
+    assert (run / "checkpoints" / "last.pt").is_file()
+    r = reslab("train", "--resume", run, "--epochs", "1", data_dir=data_dir)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+
+
+def test_divergence_exits_3(tmp_path, data_dir):
+    r = reslab(
+        "train",
+        *FAST,
+        "--lr",
+        "1e9",
+        "--momentum",
+        "0",
+        "--schedule",
+        "constant",
+        "--check-every",
+        "1",
+        "--out",
+        tmp_path / "run",
+        data_dir=data_dir,
+    )
+    assert r.returncode == 3, r.stderr
+    assert "at step" in r.stderr and "lower learning rate" in r.stderr

@@ -1,0 +1,101 @@
+"""Every registered network builds, runs forward and backward, and has the published size."""
+
+import pytest
+import torch
+
+from reslab.models import create_model, get_spec, list_models, model_info
+
+PARAMS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnet200": 64_673_832,
+    "resnet20": 269_722,
+    "resnet32": 464_154,
+    "resnet44": 658_586,
+    "resnet56": 853_018,
+    "resnet110": 1_727_962,
+    "resnet1202": 19_421_274,
+    "resnet18_cifar": 11_173_962,
+}
+# Papers give these only to one decimal place, in millions.
+APPROX_PARAMS = {
+    "preact_resnet110": 1.7e6,
+    "preact_resnet164": 1.7e6,
+    "preact_resnet1001": 10.2e6,
+    "wrn16_4": 2.7e6,
+    "wrn28_10": 36.5e6,
+}
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_param_counts_match_published(name):
+    assert model_info(name)["params"] == PARAMS[name]
+
+
+@pytest.mark.parametrize("name", list(APPROX_PARAMS))
+def test_param_counts_match_papers_to_a_decimal(name):
+    assert abs(model_info(name)["params"] - APPROX_PARAMS[name]) < 0.15e6
+
+
+@pytest.mark.parametrize("depth", [18, 34, 20, 32, 44, 56, 110])
+def test_plain_twins_have_the_resnet_size(depth):
+    # Option A shortcuts carry no weights, so a CIFAR plain net is exactly as large as its ResNet;
+    # the ImageNet plain nets lose only the projection shortcuts.
+    plain, res = model_info(f"plain{depth}"), model_info(f"resnet{depth}")
+    assert plain["layers"] == res["layers"]
+    if depth in (18, 34):
+        assert plain["params"] < res["params"]
+    else:
+        assert plain["params"] == res["params"]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_train_and_eval(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=7)
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+    out.square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    model.eval()
+    with torch.no_grad():
+        assert torch.isfinite(model(x)).all()
+
+
+def test_registry_lists_every_family():
+    families = {model_info(n)["family"] for n in list_models()}
+    assert families >= {
+        "imagenet",
+        "imagenet-plain",
+        "cifar",
+        "cifar-plain",
+        "cifar-preact",
+        "cifar-imagenet-layout",
+        "cifar-wide",
+    }
+    assert list_models("resnet2*") == ["resnet200", "resnet20"]
+
+
+def test_model_info_carries_reference_errors():
+    errors = [model_info(f"resnet{d}")["reference_error"] for d in (20, 32, 44, 56, 110, 1202)]
+    assert errors == [8.75, 7.51, 7.17, 6.97, 6.43, 7.93]
+    info = model_info("resnet50")
+    assert info["input_size"] == (3, 224, 224) and info["family"] == "imagenet"
+
+
+def test_unknown_model_names_the_closest():
+    with pytest.raises(ValueError, match="resnet20"):
+        create_model("resnet2O")
+    with pytest.raises(ValueError, match="unknown name"):
+        get_spec("vgg16")
+
+
+def test_in_channels_and_num_classes():
+    model = create_model("resnet20", num_classes=3, in_channels=1)
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 3)

@@ -1,0 +1,104 @@
+"""The config parser: precedence, types, and loud failures on unknown keys or bad values."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reslab.errors import ConfigError
+from reslab.train.config import FIELDS, TrainConfig, build_config, read_toml, to_toml
+from reslab.train.recipes import RECIPES, get_recipe
+
+
+def test_defaults_are_the_he2015_cifar_recipe():
+    he = build_config(get_recipe("he2015-cifar").overrides)
+    default = TrainConfig().validate()
+    assert (he.model, he.dataset, he.lr, he.max_steps, he.batch_size) == (
+        "resnet20",
+        "cifar10",
+        0.1,
+        64_000,
+        128,
+    )
+    assert he.milestones == [0.5, 0.75] and default.max_steps == he.max_steps
+
+
+def test_later_layers_win():
+    c = build_config({"lr": 0.1, "epochs": 3}, {"lr": 0.05}, {"batch_size": 64})
+    assert (c.lr, c.batch_size, c.epochs) == (0.05, 64, 3)
+
+
+def test_a_layer_giving_epochs_means_epochs():
+    c = build_config(get_recipe("he2015-cifar").overrides, {"epochs": 300})
+    assert (c.epochs, c.max_steps) == (300, 0)
+    c = build_config({"epochs": 10}, {"max_steps": 5, "epochs": 2})
+    assert (c.epochs, c.max_steps) == (2, 5)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"lr": 0}, "lr: bad value 0.0; expected a number > 0"),
+        ({"lr": -1.0}, "lr"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": 0, "max_steps": 0}, "epochs"),
+        ({"optimizer": "adagrad"}, "allowed: sgd, nesterov, adam, adamw, rmsprop"),
+        ({"schedule": "poly"}, "allowed: constant, step"),
+        ({"norm": "layernorm"}, "allowed: batchnorm"),
+        ({"milestones": [0.8, 0.5]}, "milestones"),
+        ({"label_smoothing": 1.5}, "label_smoothing"),
+        ({"lerning_rate": 0.1}, "unknown config key 'lerning_rate'"),
+        ({"lr_": 0.1}, "did you mean 'lr'"),
+        ({"lr": "fast"}, "lr: expected float"),
+        ({"epochs": 2.5}, "epochs: expected int"),
+        ({"flip": 1}, "flip: expected bool"),
+        ({"milestones": "0.5"}, "milestones: expected a list"),
+    ],
+)
+def test_bad_values_fail_naming_the_key(values, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_config({"epochs": 1}, values)
+
+
+def test_every_recipe_is_valid_and_cites_a_source():
+    for recipe in RECIPES.values():
+        build_config(recipe.overrides)
+        assert len(recipe.source) > 20
+    with pytest.raises(ConfigError, match="allowed: he2015-cifar, cosine, quick"):
+        get_recipe("fast-ish")
+
+
+def test_toml_round_trip(tmp_path):
+    config = build_config({"epochs": 3, "dataset": 'folder:/a "b"\\c', "milestones": [0.3]})
+    path = tmp_path / "config.toml"
+    path.write_text(to_toml(config.to_dict()))
+    assert build_config(read_toml(path)) == config
+
+
+def test_toml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        read_toml(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("lr = = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        read_toml(bad)
+
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.floats(0, 1), max_size=3),
+)
+
+
+@given(st.dictionaries(st.sampled_from(sorted(FIELDS) + ["bogus", "Lr"]), _scalars, max_size=6))
+def test_parser_either_accepts_a_valid_config_or_raises_config_error(values):
+    try:
+        config = build_config({"epochs": 1}, values)
+    except ConfigError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert config.lr > 0 and config.batch_size >= 1
+        assert config.epochs >= 1 or config.max_steps >= 1

@@ -1,0 +1,75 @@
+"""Learning-rate schedules: shapes, warmup, and agreement with torch's own schedulers."""
+
+import math
+
+import pytest
+import torch
+
+from reslab.train.config import build_config
+from reslab.train.schedule import build_scheduler, lr_factor
+
+
+def _lrs(config, total, per_epoch=10):
+    f = lr_factor(config, total, per_epoch)
+    return [config.lr * f(s) for s in range(total)]
+
+
+def test_multistep_matches_torch_multisteplr():
+    config = build_config({"max_steps": 100, "schedule": "multistep", "milestones": [0.5, 0.75]})
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    ref = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[50, 75], gamma=0.1)
+    expected = []
+    for _ in range(100):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    assert _lrs(config, 100) == pytest.approx(expected)
+
+
+def test_cosine_matches_torch_cosineannealing():
+    config = build_config({"max_steps": 40, "schedule": "cosine"})
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=40)
+    expected = []
+    for _ in range(40):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    assert _lrs(config, 40) == pytest.approx(expected, abs=1e-9)
+
+
+def test_warmup_then_shape():
+    config = build_config({"max_steps": 100, "schedule": "constant", "warmup_epochs": 2})
+    lrs = _lrs(config, 100, per_epoch=10)
+    assert lrs[:20] == pytest.approx([0.1 * (i + 1) / 20 for i in range(20)])
+    assert lrs[20:] == pytest.approx([0.1] * 80)
+
+
+def test_onecycle_rises_then_falls():
+    config = build_config({"max_steps": 100, "schedule": "onecycle"})
+    lrs = _lrs(config, 100)
+    peak = max(range(100), key=lambda i: lrs[i])
+    assert 25 <= peak <= 31 and lrs[0] < 0.01 and lrs[-1] < 0.003
+    assert max(lrs) == pytest.approx(0.1, rel=1e-3)
+
+
+def test_step_and_linear():
+    step = _lrs(build_config({"max_steps": 10, "schedule": "step", "step_size": 0.5}), 10)
+    assert step == pytest.approx([0.1] * 5 + [0.01] * 5)
+    linear = _lrs(build_config({"max_steps": 10, "schedule": "linear"}), 10)
+    assert linear == pytest.approx([0.1 * (1 - i / 10) for i in range(10)])
+    assert all(math.isfinite(v) for v in linear)
+
+
+def test_scheduler_state_is_just_the_step():
+    config = build_config({"max_steps": 20, "schedule": "cosine"})
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    sched = build_scheduler(opt, config, 20, 5)
+    for _ in range(7):
+        opt.step()
+        sched.step()
+    opt2 = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    sched2 = build_scheduler(opt2, config, 20, 5)
+    sched2.load_state_dict(sched.state_dict())
+    opt2.load_state_dict(opt.state_dict())
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
