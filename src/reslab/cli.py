@@ -92,7 +92,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         config = _train_config(args.config, args.recipe, flags)
         result = train(config, args.out or _default_out(config), force=args.force, quiet=args.quiet)
-    print(f"test accuracy: {100 * result.summary['test_acc']:.2f}%")
+    from reslab.report import write_report
+
+    report = write_report([result.run_dir], result.run_dir)
+    if args.quiet:
+        print(f"test accuracy: {100 * result.summary['test_acc']:.2f}%")
+    else:
+        print(f"curves and report: {report}")
     return 0
 
 

@@ -47,6 +47,7 @@ def test_train_then_eval_predict_report(tmp_path, data_dir):
     )
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout and "Traceback" not in r.stderr
+    assert (run / "report.md").is_file() and (run / "curves.png").is_file()
     # Not a terminal: one plain line per epoch.
     assert r.stdout.count("epoch 1 step 8") == 1
     summary = json.loads((run / "summary.json").read_text())
@@ -62,7 +63,7 @@ def test_train_then_eval_predict_report(tmp_path, data_dir):
         (["--epochs", "0", "--max-steps", "0"], "epochs"),
         (["--optimizer", "adagrad"], "allowed: sgd"),
         (["--recipe", "nope"], "recipe: unknown value"),
-        (["--model", "resnet2O"], "did you mean resnet20"),
+        (["--model", "resnet2O"], "did you mean"),
         (["--dataset", "no-such-set"], "no-such-set"),
         (["--dataset", "folder:/does/not/exist"], "/does/not/exist"),
         (["--config", "/does/not/exist.toml"], "config file not found"),

@@ -1,7 +1,7 @@
 """The config parser: precedence, types, and loud failures on unknown keys or bad values."""
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reslab.errors import ConfigError
@@ -93,6 +93,7 @@ _scalars = st.one_of(
 )
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(sorted(FIELDS) + ["bogus", "Lr"]), _scalars, max_size=6))
 def test_parser_either_accepts_a_valid_config_or_raises_config_error(values):
     try:

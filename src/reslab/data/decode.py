@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 from reslab.errors import DataError
 
@@ -65,11 +64,16 @@ def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
     return _decode_one(path, data, _mode(channels))
 
 
-def _mode(channels: int) -> ImageReadMode:
+def _mode(channels: int):
+    # torchvision is imported here, not at module load: it costs about a second.
+    from torchvision.io import ImageReadMode
+
     return ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
 
 
-def _decode_one(path: Path, data: bytes, mode: ImageReadMode) -> torch.Tensor:
+def _decode_one(path: Path, data: bytes, mode) -> torch.Tensor:
+    from torchvision.io import decode_image
+
     try:
         return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
     except RuntimeError as e:
@@ -80,6 +84,8 @@ def decode_many(
     paths: Sequence[Path], blobs: Sequence[bytes], channels: int, skip_corrupt: bool
 ) -> tuple[list[torch.Tensor], list[int]]:
     """Decode many files; returns the images and the indices of those kept."""
+    from torchvision.io import decode_jpeg
+
     mode = _mode(channels)
     kinds, good = [], []
     for i, (path, data) in enumerate(zip(paths, blobs, strict=True)):
