@@ -23,8 +23,10 @@ def epoch(ld, e=0, start=0):
 def test_same_seed_same_batches_other_seed_other_batches():
     data = make_set()
     a, b, c = epoch(loader(data)), epoch(loader(data)), epoch(loader(data, seed=1))
-    assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
-    assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(a, c))
+    assert all(
+        torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b, strict=True)
+    )
+    assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(a, c, strict=True))
     assert not torch.equal(a[0][0], epoch(loader(data), e=1)[0][0])
 
 
@@ -32,7 +34,10 @@ def test_resuming_mid_epoch_gives_the_tail_of_the_epoch():
     ld = loader(make_set(), cutout=3)
     full, tail = epoch(ld), epoch(ld, start=3)
     assert len(tail) == len(full) - 3
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full[3:], tail))
+    assert all(
+        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        for a, b in zip(full[3:], tail, strict=True)
+    )
 
 
 def _ids(batches):
@@ -107,7 +112,7 @@ def test_flip_rate_is_about_half_and_labels_stay_aligned():
         crop_padding=0,
         drop_last=False,
     )
-    xs, ys = zip(*epoch(ld))
+    xs, ys = zip(*epoch(ld), strict=True)
     flipped = torch.cat(xs)[:, 0, 0, 3] > 0
     assert 0.45 < flipped.float().mean().item() < 0.55
     assert sorted(torch.cat(ys).tolist()) == labels.tolist()
