@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/reslab models 'resnet*'
+	$(BIN)/reslab train --recipe quick --out $(RUN) --force
 
 test: setup
 	$(BIN)/python -m pytest -q

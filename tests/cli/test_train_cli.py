@@ -53,6 +53,102 @@ def test_train_then_eval_predict_report(tmp_path, data_dir):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 8
 
+    r = reslab("eval", run, "--tta", data_dir=data_dir)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((run / "eval.json").read_text())
+    assert report["count"] == 1000 and set(report["per_class_acc"]) >= {"cat", "dog"}
+    assert sum(map(sum, report["confusion"])) == 1000 and (run / "confusion.png").is_file()
+
+    image = tmp_path / "cat.jpg"
+    image.write_bytes(_a_sample_jpeg())
+    r = reslab("predict", run, image, "--top-k", "2", "--json", data_dir=data_dir)
+    assert r.returncode == 0, r.stderr
+    (pred,) = json.loads(r.stdout)
+    assert len(pred["top"]) == 2 and pred["top"][0]["prob"] >= pred["top"][1]["prob"]
+
+    r = reslab(
+        "export",
+        run,
+        "--format",
+        "onnx",
+        "--fold-bn",
+        "--out",
+        tmp_path / "m.onnx",
+        data_dir=data_dir,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "19 BatchNorm layers folded" in r.stdout and (tmp_path / "m.onnx").stat().st_size > 1e5
+
+    r = reslab("report", run, run, "--out", tmp_path / "cmp", data_dir=data_dir)
+    assert r.returncode == 0 and (tmp_path / "cmp" / "report.md").is_file()
+
+
+def _a_sample_jpeg() -> bytes:
+    from safetensors.torch import load_file
+
+    from reslab.data.sources import SAMPLE_FILE
+
+    t = load_file(str(SAMPLE_FILE))
+    a, b = t["test_offsets"][:2].tolist()
+    return t["test_jpeg"][a:b].numpy().tobytes()
+
+
+@pytest.mark.parametrize(
+    ("command", "needle"),
+    [
+        (["eval", "{missing}"], "no such run directory"),
+        (["predict", "{run}", "{text}"], "not a JPEG or PNG"),
+        (["predict", "{run}", "{missing}"], "image not found"),
+        (["export", "{run}", "--format", "tflite"], "invalid choice"),
+        (["eval", "{hostile}"], "refused to load"),
+        (["eval", "{truncated}"], "corrupt or truncated"),
+        (["report", "{tmp}"], "not a run directory"),
+    ],
+)
+def test_user_errors_of_the_other_commands(tmp_path, data_dir, trained, command, needle):
+    (tmp_path / "notes.txt").write_text("hello")
+    hostile = tmp_path / "hostile.pt"
+    _write_hostile_checkpoint(hostile, tmp_path / "PWNED")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((trained / "checkpoints" / "last.pt").read_bytes()[:5000])
+    names = dict(
+        missing=tmp_path / "nope",
+        run=trained,
+        text=tmp_path / "notes.txt",
+        hostile=hostile,
+        truncated=truncated,
+        tmp=tmp_path,
+    )
+    r = reslab(*[c.format(**names) for c in command], data_dir=data_dir)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "PWNED").exists()
+
+
+def _write_hostile_checkpoint(path, marker):
+    import pickle
+    import zipfile
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    # torch's zip layout with a data.pkl whose unpickling would create the marker file.
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(
+            "archive/data.pkl",
+            pickle.dumps({"format": "reslab-checkpoint", "x": Payload()}, protocol=2),
+        )
+        z.writestr("archive/version", "3\n")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    run = tmp_path_factory.mktemp("trained") / "run"
+    r = reslab("train", *FAST, "--max-steps", "2", "--out", run, data_dir=data_dir)
+    assert r.returncode == 0, r.stderr
+    return run
+
 
 @pytest.mark.parametrize(
     ("args", "needle"),
@@ -120,9 +216,9 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, data_dir):
     assert proc.returncode == 130, err
     assert f"reslab train --resume {run}" in err and "Traceback" not in err
     assert (run / "checkpoints" / "last.pt").is_file()
-    r = reslab("train", "--resume", run, "--epochs", "1", data_dir=data_dir)
+    r = reslab("train", "--resume", run, "--max-steps", "20", data_dir=data_dir)
     assert r.returncode == 0, r.stderr
-    assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+    assert json.loads((run / "summary.json").read_text())["steps"] == 20
 
 
 def test_divergence_exits_3(tmp_path, data_dir):
