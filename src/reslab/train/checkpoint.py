@@ -24,7 +24,15 @@ VERSION = 1
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     state = {"format": FORMAT, "version": VERSION, **state}
-    return atomic_write(path, lambda f: torch.save(state, f))
+    return _write(path, lambda f: torch.save(state, f))
+
+
+def _write(path: str | Path, write) -> Path:
+    try:
+        return atomic_write(path, write)
+    except OSError as e:  # e.g. a full disk: the rename never happened, the old file stands
+        raise CheckpointError(f"could not write {path}: {e.strerror or e}; the previous file "
+                              "there is intact. Free some space and resume") from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -55,7 +63,7 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: di
     """Final weights as safetensors, with the config and data facts as JSON in the header."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     metadata = {"format": FORMAT, "meta": json.dumps(meta)}
-    return atomic_write(path, lambda f: f.write(save(tensors, metadata=metadata)))
+    return _write(path, lambda f: f.write(save(tensors, metadata=metadata)))
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
