@@ -2,45 +2,122 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import save
 from torch import nn
 
-from reslab.io import atomic_write
+from reslab.errors import UserError
+
+
+def _atomic_export(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Run `write(tmp_name)` in the target folder, fsync, then rename: a crash leaves no half file.
+
+    (reslab.io does the same for file objects, but models/ may not import it; the exporters
+    below want a file name.)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # the rename is durable once the folder entry is
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return path
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Export in eval mode (running BN statistics), then give the caller its mode back."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _example_input(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.randn(*input_shape, device=device)
+    try:
+        with torch.no_grad():
+            model(x)
+    except (RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"input shape {tuple(input_shape)} does not fit the model ({first}); pass the "
+            "(batch, channels, height, width) it was trained on"
+        ) from None
+    return x
 
 
 def export_onnx(
-    model: nn.Module, path: str | Path, input_shape=(1, 3, 32, 32), opset: int = 17
+    model: nn.Module,
+    path: str | Path,
+    input_shape: Sequence[int] = (1, 3, 32, 32),
+    opset: int = 17,
 ) -> Path:
-    """ONNX with a dynamic batch axis."""
-    model = model.eval()
-    x = torch.randn(*input_shape)
+    """ONNX graph with input "images" and output "logits", both with a dynamic batch axis."""
     kwargs = dict(
         input_names=["images"],
         output_names=["logits"],
         opset_version=opset,
         dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
     )
-    # The TorchScript-based exporter needs no onnxscript; newer torch defaults to dynamo=True.
+    # torch >= 2.9 defaults to the torch.export-based exporter, which needs onnxscript. The
+    # TorchScript-based one (dynamo=False) needs nothing extra and handles these plain CNNs; it
+    # is deprecated but still shipped (checked on torch 2.14).
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False
+    with _eval_mode(model), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX")
+        # Option-A shortcuts subsample with x[:, :, ::2, ::2]; the Slice stays unfolded, harmlessly.
+        warnings.filterwarnings("ignore", "Constant folding - Only steps=1")
+        x = _example_input(model, input_shape)
+        return _atomic_export(path, lambda tmp: torch.onnx.export(model, (x,), tmp, **kwargs))
 
-    def write(f):
-        torch.onnx.export(model, (x,), f, **kwargs)
 
-    return atomic_write(path, write)
-
-
-def export_torchscript(model: nn.Module, path: str | Path, input_shape=(1, 3, 32, 32)) -> Path:
-    traced = torch.jit.trace(model.eval(), torch.randn(*input_shape))
-    return atomic_write(path, lambda f: torch.jit.save(traced, f))
+def export_torchscript(
+    model: nn.Module, path: str | Path, input_shape: Sequence[int] = (1, 3, 32, 32)
+) -> Path:
+    """A traced TorchScript module; these nets have no data-dependent control flow to lose."""
+    with _eval_mode(model), warnings.catch_warnings():
+        # torch 2.14 marks torch.jit deprecated; still what libtorch's torch::jit::load reads.
+        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+        x = _example_input(model, input_shape)
+        traced = torch.jit.trace(model, x)
+        return _atomic_export(path, lambda tmp: torch.jit.save(traced, tmp))
 
 
 def export_safetensors(
     model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None
 ) -> Path:
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    return atomic_write(path, lambda f: f.write(save(tensors, metadata=metadata)))
+    """The state dict as safetensors (no pickle: safe to load from untrusted sources)."""
+    from safetensors.torch import save_file
+
+    if metadata is not None and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise UserError("safetensors metadata must map str to str; json.dumps other values first")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return _atomic_export(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

@@ -2,32 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from reslab.errors import UserError
 from reslab.io import atomic_write
 from reslab.report.runs import RunRecord
 
+X_AXES = {"epoch": "epoch", "step": "optimizer step"}
 
-def _pyplot():
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: files only, never a display."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only; never needs a display
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _save(fig, out_png: Path) -> Path:
+def save_figure(fig, out_png: str | Path) -> Path:
+    """Write `fig` as PNG atomically and free it."""
     out_png = Path(out_png)
-    atomic_write(out_png, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
-    _pyplot().close(fig)
+    try:
+        atomic_write(out_png, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    finally:
+        pyplot().close(fig)
     return out_png
 
 
-def _series(run: RunRecord, x: str, key: str) -> tuple[list, list]:
-    pairs = [(row[x], row[key]) for row in run.metrics if row.get(key) is not None]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+def series(run: RunRecord, key: str, x: str = "epoch") -> tuple[list, list]:
+    """(x, y) of the rows that have both; null values (e.g. no validation split) drop out."""
+    pairs = [(r.get(x), r.get(key)) for r in run.metrics]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def _check(runs: Sequence[RunRecord], x: str, labels: Sequence[str] | None) -> list[str]:
+    if not runs:
+        raise UserError("no runs to plot; pass at least one run directory")
+    if x not in X_AXES:
+        raise UserError(f"x must be one of {', '.join(X_AXES)}, not {x!r}")
+    if labels is not None and len(labels) != len(runs):
+        raise UserError(f"got {len(labels)} labels for {len(runs)} runs; give one per run")
+    return list(labels) if labels is not None else [r.name for r in runs]
+
+
+def _style_key(ax) -> None:
+    """A legend for line styles only; colours (runs) are keyed in the lr panel."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="0.3"), Line2D([], [], color="0.3", ls="--")]
+    ax.legend(handles, ["train", "validation"], fontsize=8, loc="best")
 
 
 def plot_curves(
@@ -36,29 +63,31 @@ def plot_curves(
     x: str = "epoch",
     labels: Sequence[str] | None = None,
 ) -> Path:
-    """Loss (train solid, val dashed), accuracy and lr against `x` ("epoch" or "step")."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    labels = labels or [r.name for r in runs]
+    """Loss (train solid, validation dashed), accuracy and learning rate against `x`."""
+    labels = _check(runs, x, labels)
+    plt = pyplot()
+    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(15, 4.2))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
         c = colors[i % len(colors)]
-        for ax, key in ((axes[0], "loss"), (axes[1], "acc")):
-            scale = 100 if key == "acc" else 1
-            xs, ys = _series(run, x, f"train_{key}")
-            ax.plot(xs, [y * scale for y in ys], color=c, label=f"{label} train")
-            xs, ys = _series(run, x, f"val_{key}")
-            if ys:
-                ax.plot(xs, [y * scale for y in ys], color=c, ls="--", label=f"{label} val")
-        axes[2].plot(*_series(run, x, "lr"), color=c, label=label)
-    titles = ("loss (cross-entropy)", "accuracy (%)", "learning rate (end of epoch)")
-    for ax, title in zip(axes, titles, strict=True):
-        ax.set_title(title)
-        ax.set_xlabel(x)
+        for ax, key, scale in ((loss_ax, "loss", 1), (acc_ax, "acc", 100)):
+            for split, ls in (("train", "-"), ("val", "--")):
+                xs, ys = series(run, f"{split}_{key}", x)
+                ax.plot(xs, [y * scale for y in ys], color=c, ls=ls)
+        lr_ax.plot(*series(run, "lr", x), color=c, label=label)
+    panels = (
+        (loss_ax, "loss", "cross-entropy loss"),
+        (acc_ax, "top-1 accuracy", "accuracy (%)"),
+        (lr_ax, "learning rate (end of epoch)", "learning rate"),
+    )
+    for ax, title, ylabel in panels:
+        ax.set(title=title, xlabel=X_AXES[x], ylabel=ylabel)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    axes[2].legend(fontsize=8)
-    return _save(fig, out_png)
+    _style_key(loss_ax)
+    # Outside the panel so that many runs never hide a curve; bbox_inches="tight" keeps it.
+    lr_ax.legend(title="run", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle("Training curves" if len(runs) > 1 else f"Training curves: {labels[0]}")
+    return save_figure(fig, out_png)
 
 
 def plot_metric(
@@ -66,24 +95,24 @@ def plot_metric(
     key: str,
     out_png: str | Path,
     ylabel: str,
-    x: str = "epoch",
     logy: bool = False,
-    transform=None,
+    *,
+    x: str = "epoch",
+    transform: Callable[[float], float] | None = None,
     labels: Sequence[str] | None = None,
     title: str | None = None,
 ) -> Path:
-    """One metric of several runs overlaid, e.g. training error = 1 - train_acc."""
-    plt = _pyplot()
+    """One metric of several runs overlaid, e.g. training error with
+    `key="train_acc", transform=lambda a: 100 * (1 - a), ylabel="training error (%)"`."""
+    labels = _check(runs, x, labels)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for run, label in zip(runs, labels or [r.name for r in runs], strict=True):
-        xs, ys = _series(run, x, key)
+    for run, label in zip(runs, labels, strict=True):
+        xs, ys = series(run, key, x)
         ax.plot(xs, [transform(y) for y in ys] if transform else ys, label=label)
-    ax.set_xlabel(x)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=X_AXES[x], ylabel=ylabel, title=title or f"{ylabel} per {X_AXES[x]}")
     if logy:
         ax.set_yscale("log")
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, out_png)
+    ax.grid(alpha=0.3, which="both" if logy else "major")
+    ax.legend(title="run", fontsize=8)
+    return save_figure(fig, out_png)

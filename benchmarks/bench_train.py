@@ -1,0 +1,141 @@
+"""Training throughput: reslab's fast path against the usual PyTorch tutorial pipeline.
+
+    python benchmarks/bench_train.py --models resnet20 resnet56 resnet18_cifar --batch-sizes 128
+
+Baseline: uint8 arrays -> PIL -> RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize in
+a DataLoader with worker processes, an eager fp32 model, torch.optim.SGD. reslab: the same model,
+batch and data through the device-resident loader, channels-last, and (with --compile)
+torch.compile. Both run in this one process, side by side; each figure is the median over
+--repeats timed runs of --steps steps after a warm-up. Achieved GFLOP/s (FLOPs of forward and
+backward counted by torch.utils.flop_counter) is given as a fraction of a 2048^3 float32 matrix
+product's GFLOP/s measured in the same run: the machine's practical ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_loader import PILDataset  # noqa: E402
+from common import machine, matmul_gflops, median_time, write_json  # noqa: E402
+
+from reslab.data import DeviceLoader, load_dataset  # noqa: E402
+from reslab.models import create_model  # noqa: E402
+
+
+def train_flops(model, batch: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter:
+        model(batch).sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def make_step(model, optimizer):
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(x, y):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def time_pipeline(batches, step, steps: int, repeats: int, device) -> float:
+    """Median seconds per step, iterating `batches` (an endless iterator of (x, y))."""
+    for _ in range(3):  # warm-up (and compilation)
+        step(*next(batches))
+
+    def run():
+        for _ in range(steps):
+            loss = step(*next(batches))
+        loss.item()  # host-device sync once per timed run
+
+    return median_time(run, repeats, device) / steps
+
+
+def endless_device_batches(loader: DeviceLoader):
+    for epoch in itertools.count():
+        yield from loader.iter_epoch(epoch)
+
+
+def endless_baseline_batches(loader: DataLoader, device):
+    while True:
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def bench_one(name, batch_size, data, args, device, ceiling) -> dict:
+    torch.manual_seed(0)
+    results = {"model": name, "batch_size": batch_size}
+    model = create_model(name, num_classes=data.num_classes).to(device)
+    flops = train_flops(model, torch.randn(batch_size, 3, 32, 32, device=device))
+    # Baseline: the tutorial pipeline.
+    tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                             transforms.ToTensor(), transforms.Normalize(data.mean, data.std)])
+    loader = DataLoader(PILDataset(data.train.images, data.train.labels, tf), batch_size=batch_size,
+                        shuffle=True, drop_last=True, num_workers=args.workers,
+                        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    base = time_pipeline(endless_baseline_batches(loader, device), make_step(model, opt),
+                         args.steps, args.repeats, device)
+    del loader
+    # reslab: data on the device, channels-last, optionally compiled.
+    fast_model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(fast_model) if args.compile else fast_model
+    opt = torch.optim.SGD(fast_model.parameters(), lr=0.01, momentum=0.9)
+    dl = DeviceLoader(data.train, batch_size=batch_size, mean=data.mean, std=data.std,
+                      train=True, device=device, channels_last=True)
+    fast = time_pipeline(endless_device_batches(dl), make_step(step_model, opt), args.steps,
+                         args.repeats, device)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+    results.update(
+        baseline_images_per_s=batch_size / base, reslab_images_per_s=batch_size / fast,
+        ratio=base / fast, train_gflop_per_step=flops / 1e9,
+        reslab_gflops=flops / fast / 1e9, ceiling_fraction=flops / fast / 1e9 / ceiling,
+        baseline_ceiling_fraction=flops / base / 1e9 / ceiling, peak_cuda_mib=peak)
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=["resnet20"])
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[128])
+    p.add_argument("--data", default="cifar10-sample")
+    p.add_argument("--data-dir")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="torch.compile reslab's model")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    data = load_dataset(args.data, args.data_dir)
+    ceiling = matmul_gflops(device)
+    info = machine()
+    print(f"{info}\nceiling: 2048^3 float32 matmul {ceiling:.1f} GFLOP/s on {device}")
+    print(f"{'model':<16}{'batch':>6}{'baseline img/s':>16}{'reslab img/s':>14}{'ratio':>7}"
+          f"{'GFLOP/s':>9}{'of ceiling':>11}")
+    rows = []
+    for name, bs in itertools.product(args.models, args.batch_sizes):
+        r = bench_one(name, bs, data, args, device, ceiling)
+        rows.append(r)
+        print(f"{name:<16}{bs:>6}{r['baseline_images_per_s']:>16.0f}{r['reslab_images_per_s']:>14.0f}"
+              f"{r['ratio']:>6.2f}x{r['reslab_gflops']:>9.1f}{100 * r['ceiling_fraction']:>10.0f}%")
+    write_json(args.json, {"machine": info, "ceiling_gflops": ceiling, "compile": args.compile,
+                           "steps": args.steps, "repeats": args.repeats, "results": rows})
+
+
+if __name__ == "__main__":
+    main()
