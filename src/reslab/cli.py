@@ -267,11 +267,65 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- reslab experiment -------------------------------------------------------------------------
+
+
+def _add_experiment(sub) -> None:
+    p = sub.add_parser("experiment", help="run a grid of runs that tests a published claim")
+    p.add_argument("name", help="batchnorm, degradation, optimizers, gradients or placement")
+    p.add_argument(
+        "--budget",
+        default="quick",
+        help="quick (the shipped sample, ~10 min on a "
+        "2-core CPU), standard (full CIFAR-10) or paper",
+    )
+    p.add_argument("--dataset", help="data set instead of the budget's")
+    p.add_argument("--seeds", type=int, default=1, help="repeats of each run (mean ± std)")
+    p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
+    p.set_defaults(func=_cmd_experiment)
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reslab.experiments import EXPERIMENTS, get_budget, run_experiment
+    from reslab.report.experiment import write_experiment_report
+
+    if args.name not in EXPERIMENTS:
+        raise UserError(
+            f"experiment: unknown name {args.name!r}; allowed: {', '.join(EXPERIMENTS)}"
+        )
+    if args.seeds < 1:
+        raise UserError("--seeds must be >= 1")
+    experiment, budget = EXPERIMENTS[args.name], get_budget(args.budget)
+    out = Path(args.out or f"runs/experiments/{args.name}-{args.budget}")
+    results = run_experiment(experiment, budget, out, args.dataset, args.seeds)
+    sections = experiment.analyze(results, out)
+    intro = (
+        f"{experiment.summary} Budget `{budget.name}`: {budget.note}. Data set "
+        f"`{args.dataset or budget.dataset}`, {args.seeds} seed(s) per run; run directories "
+        f"under `runs/`. Every verdict below is computed from these runs."
+    )
+    path = write_experiment_report(out, experiment.title, intro, sections)
+    for s in sections:
+        print(f"{s.title}: {s.verdict}")
+    print(f"wrote {path} and {path.with_suffix('.html')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reslab", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_models, _add_train, _add_eval, _add_predict, _add_export, _add_report):
+    for add in (
+        _add_models,
+        _add_train,
+        _add_eval,
+        _add_predict,
+        _add_export,
+        _add_report,
+        _add_experiment,
+    ):
         add(sub)
     return parser
 

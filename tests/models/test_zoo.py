@@ -79,7 +79,7 @@ def test_registry_lists_every_family():
         "cifar-imagenet-layout",
         "cifar-wide",
     }
-    assert list_models("resnet2*") == ["resnet200", "resnet20"]
+    assert list_models("resnet2*") == ["resnet200", "resnet20", "resnet20_relu_bn"]
 
 
 def test_model_info_carries_reference_errors():

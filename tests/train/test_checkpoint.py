@@ -41,8 +41,10 @@ def _hostile(path, marker):
             return (open, (str(marker), "w"))
 
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("archive/data.pkl", pickle.dumps({"format": "reslab-checkpoint",
-                                                     "x": Payload()}, protocol=2))
+        z.writestr(
+            "archive/data.pkl",
+            pickle.dumps({"format": "reslab-checkpoint", "x": Payload()}, protocol=2),
+        )
         z.writestr("archive/version", "3\n")
 
 

@@ -40,6 +40,18 @@ class BasicBlock(nn.Module):
         return self.bn2 if hasattr(self.bn2, "weight") else self.conv2
 
 
+class ReluBNBasicBlock(BasicBlock):
+    """BasicBlock with the first norm after its ReLU (conv-ReLU-norm): the placement that the BN
+    paper argued against (Ioffe & Szegedy 2015, Sec. 3.2), kept to measure it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn1(self.relu(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
+
+
 class Bottleneck(nn.Module):
     """1x1 -> 3x3 -> 1x1 with expansion 4; the stride sits on the 3x3 as in torchvision
     ("ResNet v1.5"), which is about 0.5% top-1 more accurate on ImageNet than striding the 1x1."""
@@ -134,6 +146,7 @@ class PreActBottleneck(nn.Module):
 
 BLOCKS = {
     "basic": BasicBlock,
+    "basic_relu_bn": ReluBNBasicBlock,
     "bottleneck": Bottleneck,
     "preact_basic": PreActBasicBlock,
     "preact_bottleneck": PreActBottleneck,

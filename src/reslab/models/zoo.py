@@ -66,6 +66,22 @@ for _depth, _err in _CIFAR_ERRORS.items():
 for _depth in (20, 32, 44, 56, 110):
     register(ModelSpec(f"plain{_depth}", "cifar-plain", _cifar_arch(_depth, "none"), 10, CIFAR))
 
+# Variants of resnet20 for the placement experiment: same depth, widths and option A shortcuts.
+register(
+    ModelSpec(
+        "preact_resnet20",
+        "cifar-preact",
+        {**_cifar_arch(20, "A"), "block": "preact_basic"},
+        10,
+        CIFAR,
+    )
+)
+register(
+    ModelSpec(
+        "resnet20_relu_bn", "cifar", {**_cifar_arch(20, "A"), "block": "basic_relu_bn"}, 10, CIFAR
+    )
+)
+
 # Pre-activation CIFAR nets (He et al. 2016), with projection shortcuts where the shape changes.
 _PREACT = {
     "preact_resnet110": ("preact_basic", 18, 6.37),

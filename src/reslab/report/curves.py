@@ -32,6 +32,10 @@ def save_figure(fig, out_png: str | Path) -> Path:
     return out_png
 
 
+# The names experiments/ imported before these two became public.
+_pyplot, _save = pyplot, save_figure
+
+
 def series(run: RunRecord, key: str, x: str = "epoch") -> tuple[list, list]:
     """(x, y) of the rows that have both; null values (e.g. no validation split) drop out."""
     pairs = [(r.get(x), r.get(key)) for r in run.metrics]
@@ -47,6 +51,29 @@ def _check(runs: Sequence[RunRecord], x: str, labels: Sequence[str] | None) -> l
     if labels is not None and len(labels) != len(runs):
         raise UserError(f"got {len(labels)} labels for {len(runs)} runs; give one per run")
     return list(labels) if labels is not None else [r.name for r in runs]
+
+
+def _axes(ax, x: str, ylabel: str, title: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set(title=title, xlabel=X_AXES[x], ylabel=ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 2.5"
+    ax.grid(alpha=0.3)
+
+
+def _log_y(ax) -> None:
+    from matplotlib.ticker import LogFormatter
+
+    class Plain(LogFormatter):
+        """Labels the ticks matplotlib would label, as "0.6" or "40" rather than 6x10^-1."""
+
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(Plain())
+    ax.yaxis.set_minor_formatter(Plain(labelOnlyBase=False))
+    ax.grid(alpha=0.15, which="minor")
 
 
 def _style_key(ax) -> None:
@@ -66,7 +93,7 @@ def plot_curves(
     """Loss (train solid, validation dashed), accuracy and learning rate against `x`."""
     labels = _check(runs, x, labels)
     plt = pyplot()
-    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
         c = colors[i % len(colors)]
@@ -81,8 +108,7 @@ def plot_curves(
         (lr_ax, "learning rate (end of epoch)", "learning rate"),
     )
     for ax, title, ylabel in panels:
-        ax.set(title=title, xlabel=X_AXES[x], ylabel=ylabel)
-        ax.grid(alpha=0.3)
+        _axes(ax, x, ylabel, title)
     _style_key(loss_ax)
     # Outside the panel so that many runs never hide a curve; bbox_inches="tight" keeps it.
     lr_ax.legend(title="run", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
@@ -106,13 +132,12 @@ def plot_metric(
     `key="train_acc", transform=lambda a: 100 * (1 - a), ylabel="training error (%)"`."""
     labels = _check(runs, x, labels)
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for run, label in zip(runs, labels, strict=True):
         xs, ys = series(run, key, x)
         ax.plot(xs, [transform(y) for y in ys] if transform else ys, label=label)
-    ax.set(xlabel=X_AXES[x], ylabel=ylabel, title=title or f"{ylabel} per {X_AXES[x]}")
+    _axes(ax, x, ylabel, title or f"{ylabel} per {X_AXES[x]}")
     if logy:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3, which="both" if logy else "major")
+        _log_y(ax)
     ax.legend(title="run", fontsize=8)
     return save_figure(fig, out_png)

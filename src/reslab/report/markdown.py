@@ -1,91 +1,148 @@
-"""report.md for one or more runs: a table of results and the curves beside it."""
+"""report.md for one or more runs: a results table, the curves, the last epochs, evaluations."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from reslab.errors import UserError
 from reslab.io import atomic_write_text
+from reslab.report.confusion import plot_confusion
 from reslab.report.curves import plot_curves
 from reslab.report.runs import RunRecord, load_run
 
-COLUMNS = (
-    "run",
-    "model",
-    "dataset",
-    "norm",
-    "optimizer",
-    "lr",
-    "epochs",
-    "params",
-    "best val acc",
-    "test acc",
-    "test top-5",
-    "wall time",
-    "images/s",
-)
+RESULT_COLUMNS = (
+    "run", "model", "dataset", "norm", "optimizer", "lr", "epochs", "params",
+    "best val acc", "test acc", "test top-5", "wall time", "images/s",
+)  # fmt: skip
+LAST_EPOCH_COLUMNS = (
+    "run", "epoch", "step", "train loss", "train acc", "val loss", "val acc", "lr",
+    "epoch time", "images/s",
+)  # fmt: skip
 
 
 def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.2f}%"
 
 
-def _row(run: RunRecord) -> list[str]:
+def _num(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
+def _cell(v) -> str:
+    text = "-" if v is None or v == "" else str(v)
+    return text.replace("|", r"\|").replace("\n", " ")  # a "|" would split the table cell
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _epochs(run: RunRecord) -> str:
+    if "epochs" in run.summary:
+        return str(run.summary["epochs"])
+    planned = run.config.get("epochs")  # unfinished: epochs done of planned
+    return f"{len(run.metrics)}/{planned}" if planned else str(len(run.metrics))
+
+
+def _result_row(run: RunRecord, name: str) -> list[str]:
     c, s = run.config, run.summary
-    params = s.get("params")
-    wall = s.get("wall_time_s")
-    ips = s.get("images_per_s")
     return [
-        run.name,
-        str(s.get("model", c.get("model", "-"))),
-        str(c.get("dataset", "-")),
-        str(c.get("norm", "-")),
-        str(c.get("optimizer", "-")),
-        f"{c.get('lr', '-')}",
-        str(s.get("epochs", len(run.metrics))),
-        "-" if params is None else f"{params:,}",
+        name,
+        s.get("model", c.get("model")),
+        s.get("dataset", c.get("dataset")),
+        c.get("norm"),
+        c.get("optimizer"),
+        _num(c.get("lr"), "g"),
+        _epochs(run),
+        _num(s.get("params"), ","),
         _pct(s.get("best_val_acc")),
         _pct(s.get("test_acc")),
         _pct(s.get("test_top5")),
-        "-" if wall is None else f"{wall:.1f} s",
-        "-" if ips is None else f"{ips:.0f}",
+        _duration(s.get("wall_time_s")),
+        _num(s.get("images_per_s"), ".0f"),
     ]
 
 
-def table(runs: Sequence[RunRecord], columns=COLUMNS, row=_row) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row(r)) + " |" for r in runs]
-    return "\n".join(lines)
-
-
-def _last_epochs(runs: Sequence[RunRecord]) -> str:
-    lines = [
-        "| run | epoch | step | train loss | train acc | val loss | val acc |",
-        "|---|---|---|---|---|---|---|",
+def _last_epoch_row(run: RunRecord, name: str) -> list[str]:
+    m = run.last()
+    return [
+        name,
+        m.get("epoch"),
+        m.get("step"),
+        _num(m.get("train_loss"), ".4f"),
+        _pct(m.get("train_acc")),
+        _num(m.get("val_loss"), ".4f"),
+        _pct(m.get("val_acc")),
+        _num(m.get("lr"), ".4g"),
+        _duration(m.get("epoch_time_s")),
+        _num(m.get("images_per_s"), ".0f"),
     ]
-    for r in runs:
-        if r.metrics:
-            m = r.metrics[-1]
-            val_loss = "-" if m.get("val_loss") is None else f"{m['val_loss']:.4f}"
-            lines.append(
-                f"| {r.name} | {m['epoch']} | {m['step']} | {m['train_loss']:.4f} | "
-                f"{_pct(m['train_acc'])} | {val_loss} | {_pct(m.get('val_acc'))} |"
-            )
-    return "\n".join(lines)
 
 
-def write_report(run_dirs: Sequence[Path], out_dir: Path, title: str | None = None) -> Path:
-    runs = [load_run(p) for p in run_dirs]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plot_curves(runs, out_dir / "curves.png")
-    title = title or ("Run " + runs[0].name if len(runs) == 1 else f"{len(runs)} runs compared")
-    unfinished = [r.name for r in runs if not r.summary]
+def _unique_names(runs: Sequence[RunRecord]) -> list[str]:
+    """Directory names, made distinct (runs/a/seed0 and runs/b/seed0 -> a/seed0, b/seed0)."""
+    names = [r.name for r in runs]
+    names = [f"{r.path.resolve().parent.name}/{n}" if names.count(n) > 1 else n
+             for r, n in zip(runs, names, strict=True)]  # fmt: skip
+    return [f"{n} ({i + 1})" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+def _evaluations(runs: Sequence[RunRecord], names: list[str], out_dir: Path) -> str:
+    """One paragraph and confusion matrix per run that has an eval.json."""
+    parts = []
+    for run, name in zip(runs, names, strict=True):
+        ev = run.evaluation
+        if not ev:
+            continue
+        split = ev.get("split", "test")
+        text = f"### {name}\n\n{split} split: top-1 {_pct(ev.get('top1'))}, "
+        text += f"top-5 {_pct(ev.get('top5'))}.\n"
+        if ev.get("confusion") and ev.get("classes"):
+            png = f"confusion-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+            plot_confusion(ev["confusion"], ev["classes"], out_dir / png)
+            text += f"\n![confusion matrix of {name}, rows normalized]({png})\n"
+        parts.append(text)
+    return "\n".join(parts)
+
+
+def _compose(runs: Sequence[RunRecord], names: list[str], title: str, evaluations: str) -> str:
+    pairs = list(zip(runs, names, strict=True))
+    unfinished = [n for r, n in pairs if not r.finished]
     note = f"\nUnfinished (no summary yet): {', '.join(unfinished)}.\n" if unfinished else ""
+    results = markdown_table(RESULT_COLUMNS, [_result_row(r, n) for r, n in pairs])
+    last = markdown_table(LAST_EPOCH_COLUMNS, [_last_epoch_row(r, n) for r, n in pairs])
     text = (
-        f"# {title}\n\n## Results\n\n{table(runs)}\n{note}\n## Curves\n\n"
-        f"![loss, accuracy and learning rate per epoch](curves.png)\n\n"
-        f"Solid lines: training split; dashed: validation split.\n\n"
-        f"## Last epoch\n\n{_last_epochs(runs)}\n"
+        f"# {title}\n\n## Results\n\n{results}\n{note}\n"
+        'Accuracies are top-1 unless marked top-5; "-": not recorded (yet).\n\n'
+        "## Curves\n\n![loss, accuracy and learning rate per epoch](curves.png)\n\n"
+        "Solid lines: training split; dashed: validation split.\n\n"
+        f"## Last epoch\n\n{last}\n"
     )
+    return text + (f"\n## Evaluation\n\n{evaluations}" if evaluations else "")
+
+
+def write_report(
+    run_dirs: Sequence[str | Path], out_dir: str | Path, title: str | None = None
+) -> Path:
+    """Write out_dir/report.md and the figures it links (curves.png, confusion-*.png)."""
+    if not run_dirs:
+        raise UserError("no run directories given; pass at least one")
+    runs = [load_run(p) for p in run_dirs]
+    names = _unique_names(runs)
+    out_dir = Path(out_dir)
+    plot_curves(runs, out_dir / "curves.png", labels=names)
+    title = title or (f"Run {names[0]}" if len(runs) == 1 else f"{len(runs)} runs compared")
+    text = _compose(runs, names, title, _evaluations(runs, names, out_dir))
     return atomic_write_text(out_dir / "report.md", text)

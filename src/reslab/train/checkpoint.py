@@ -31,8 +31,10 @@ def _write(path: str | Path, write) -> Path:
     try:
         return atomic_write(path, write)
     except OSError as e:  # e.g. a full disk: the rename never happened, the old file stands
-        raise CheckpointError(f"could not write {path}: {e.strerror or e}; the previous file "
-                              "there is intact. Free some space and resume") from None
+        raise CheckpointError(
+            f"could not write {path}: {e.strerror or e}; the previous file "
+            "there is intact. Free some space and resume"
+        ) from None
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -1,0 +1,21 @@
+"""Experiments: grids of ordinary training runs, and reports that test published claims."""
+
+from reslab.experiments import batchnorm, degradation, gradients, optimizers, placement
+from reslab.experiments.runner import ExperimentResults, run_experiment
+from reslab.experiments.spec import BUDGETS, Budget, Experiment, RunSpec, get_budget
+
+EXPERIMENTS = {
+    e.EXPERIMENT.name: e.EXPERIMENT
+    for e in (batchnorm, degradation, optimizers, gradients, placement)
+}
+
+__all__ = [
+    "BUDGETS",
+    "EXPERIMENTS",
+    "Budget",
+    "Experiment",
+    "ExperimentResults",
+    "RunSpec",
+    "get_budget",
+    "run_experiment",
+]

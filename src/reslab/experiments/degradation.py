@@ -1,0 +1,120 @@
+"""Plain vs residual at growing depth: the degradation problem (He et al. 2015, Fig. 6)."""
+
+from __future__ import annotations
+
+from reslab.experiments.analysis import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, fmt, mean_std
+from reslab.experiments.spec import Budget, Experiment, RunSpec
+from reslab.report.curves import plot_metric
+from reslab.report.experiment import Section
+
+
+def runs(budget: Budget) -> list[RunSpec]:
+    return [
+        RunSpec(
+            f"{kind}{d}",
+            dict(model=f"{kind}{d}", optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4),
+            dict(kind=kind, depth=d),
+        )
+        for kind in ("plain", "resnet")
+        for d in budget.depths
+    ]
+
+
+def _train_error(results, kind, depth):
+    """Training error over the last epoch (augmented batches, as in the paper's Fig. 6)."""
+    values = []
+    for r in results.select(kind=kind, depth=depth):
+        rows = [m for m in r.record.metrics if m.get("train_acc") is not None]
+        values.append(1 - rows[-1]["train_acc"] if rows and r.status == "done" else None)
+    return mean_std(values)
+
+
+def _trend(results, kind, depths, deeper_is_worse: bool, margin: float):
+    errs = [_train_error(results, kind, d) for d in depths]
+    means = [e[0] for e in errs]
+    diffs = [b - a for a, b in zip(means, means[1:], strict=False)]
+    noise = max([margin] + [e[1] for e in errs])
+    if any(m != m for m in means):
+        return INCONCLUSIVE, errs
+    want = [d > noise for d in diffs] if deeper_is_worse else [d < -noise for d in diffs]
+    against = [d < -noise for d in diffs] if deeper_is_worse else [d > noise for d in diffs]
+    verdict = SUPPORTED if all(want) else NOT_SUPPORTED if any(against) else INCONCLUSIVE
+    return verdict, errs
+
+
+def _section(results, kind, deeper_is_worse, claim, title) -> Section:
+    depths = results.budget.depths
+    verdict, errs = _trend(results, kind, depths, deeper_is_worse, margin=0.005)
+    listing = ", ".join(f"{kind}{d} {fmt(*e)}" for d, e in zip(depths, errs, strict=True))
+    return Section(
+        title,
+        claim,
+        verdict,
+        f"Final-epoch training error: {listing}. 'Supported' needs every step in "
+        f"depth to move the error the claimed way by more than the spread over seeds "
+        f"(at least 0.5 points).",
+        headers=["depth", "training error", "final val acc"],
+        rows=[
+            [
+                str(d),
+                fmt(*e),
+                fmt(
+                    *mean_std(
+                        (r.record.metrics[-1].get("val_acc") if r.record.metrics else None)
+                        for r in results.select(kind=kind, depth=d)
+                    )
+                ),
+            ]
+            for d, e in zip(depths, errs, strict=True)
+        ],
+    )
+
+
+def analyze(results, out) -> list[Section]:
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    plain = _section(
+        results,
+        "plain",
+        True,
+        "Deeper plain networks have higher training error: depth alone makes "
+        "optimization harder (He et al. 2015, Fig. 6 left).",
+        "Deeper plain nets train worse",
+    )
+    res = _section(
+        results,
+        "resnet",
+        False,
+        "Deeper residual networks have lower training error (He et al. 2015, Fig. 6 middle).",
+        "Deeper residual nets train better",
+    )
+    for section, kind in ((plain, "plain"), (res, "resnet")):
+        rs = [
+            r
+            for d in results.budget.depths
+            for r in results.select(kind=kind, depth=d)
+            if r.seed == 0
+        ]
+        section.figures.append(
+            plot_metric(
+                [r.record for r in rs],
+                "train_acc",
+                figures / f"train_error_{kind}.png",
+                "training error (%)",
+                x="step",
+                transform=lambda a: 100 * (1 - a),
+                labels=[r.spec.name for r in rs],
+                title=f"{kind} networks: training error",
+            )
+        )
+    return [plain, res]
+
+
+EXPERIMENT = Experiment(
+    "degradation",
+    "Degradation: plain vs residual networks at growing depth",
+    "CIFAR plain nets and ResNets of the same depths (option A shortcuts), SGD 0.1, momentum "
+    "0.9, weight decay 1e-4.",
+    runs,
+    analyze,
+)

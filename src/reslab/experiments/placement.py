@@ -1,0 +1,96 @@
+"""Where BN and ReLU go: post- vs pre-activation blocks, BN before vs after ReLU."""
+
+from __future__ import annotations
+
+from reslab.experiments.analysis import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, final, fmt, mean_std
+from reslab.experiments.spec import Budget, Experiment, RunSpec
+from reslab.report.curves import plot_metric
+from reslab.report.experiment import Section
+
+VARIANTS = {
+    "post-activation": "resnet20",  # conv-BN-ReLU, ReLU after the addition (He et al. 2015)
+    "pre-activation": "preact_resnet20",  # BN-ReLU-conv, clean identity path (He et al. 2016)
+    "relu-before-bn": "resnet20_relu_bn",  # conv-ReLU-BN: BN after the nonlinearity
+}
+
+
+def runs(budget: Budget) -> list[RunSpec]:
+    return [
+        RunSpec(
+            name,
+            dict(model=model, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4),
+            dict(variant=name),
+        )
+        for name, model in VARIANTS.items()
+    ]
+
+
+def _compare(results, a, b, claim, title, noise_floor=0.01) -> Section:
+    va = mean_std(final(r.record, "val_acc") for r in results.select(variant=a))
+    vb = mean_std(final(r.record, "val_acc") for r in results.select(variant=b))
+    gap = va[0] - vb[0]
+    noise = max(noise_floor, va[1], vb[1])
+    verdict = SUPPORTED if gap > noise else NOT_SUPPORTED if gap < -noise else INCONCLUSIVE
+    return Section(
+        title,
+        claim,
+        verdict,
+        f"Final validation accuracy: {a} {fmt(*va)}, {b} {fmt(*vb)} (a difference "
+        f"counts when above the spread over seeds and at least 1 point).",
+    )
+
+
+def analyze(results, out) -> list[Section]:
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    pre = _compare(
+        results,
+        "pre-activation",
+        "post-activation",
+        "Pre-activation blocks train at least as well as post-activation ones, and "
+        "better as depth grows (He et al. 2016, Table 3).",
+        "Pre-activation vs post-activation",
+    )
+    relu = _compare(
+        results,
+        "post-activation",
+        "relu-before-bn",
+        "BN placed before the ReLU (as in the BN and ResNet papers) works better than after it.",
+        "BN before vs after ReLU",
+    )
+    seed0 = [r for r in results.runs if r.seed == 0]
+    rows = [
+        [
+            r.spec.name,
+            VARIANTS[r.spec.name],
+            fmt(*mean_std(final(x.record, "val_acc") for x in results.select(variant=r.spec.name))),
+            fmt(
+                *mean_std(
+                    x.record.summary.get("test_acc") for x in results.select(variant=r.spec.name)
+                )
+            ),
+        ]
+        for r in seed0
+    ]
+    pre.figures.append(
+        plot_metric(
+            [r.record for r in seed0],
+            "val_acc",
+            figures / "placement_val.png",
+            "validation accuracy",
+            x="step",
+            labels=[r.spec.name for r in seed0],
+            title="block layouts",
+        )
+    )
+    pre.headers, pre.rows = ["variant", "model", "val acc", "test acc"], rows
+    return [pre, relu]
+
+
+EXPERIMENT = Experiment(
+    "placement",
+    "Placement of BN and ReLU in the block",
+    "resnet20 with post-activation blocks, pre-activation blocks, and BN after the ReLU.",
+    runs,
+    analyze,
+)

@@ -1,0 +1,81 @@
+"""Experiment reports: one section per claim (claim, figures, table, verdict), written as
+report.md and as a self-contained report.html with the figures inlined."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reslab.io import atomic_write_text
+
+
+@dataclass
+class Section:
+    title: str
+    claim: str
+    verdict: str  # computed from the data: supported / not supported / inconclusive ...
+    evidence: str  # one or two sentences with the numbers behind the verdict
+    figures: list[Path] = field(default_factory=list)  # PNGs in the report folder
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    if not headers:
+        return ""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def to_markdown(title: str, intro: str, sections: list[Section]) -> str:
+    parts = [f"# {title}\n\n{intro}\n"]
+    for s in sections:
+        figs = "".join(f"![{s.title}]({f.name})\n\n" for f in s.figures)
+        parts.append(
+            f"## {s.title}\n\n**Claim.** {s.claim}\n\n**Verdict: {s.verdict}.** "
+            f"{s.evidence}\n\n{figs}{_md_table(s.headers, s.rows)}"
+        )
+    return "\n".join(parts)
+
+
+def _html_table(headers: list[str], rows: list[list[str]]) -> str:
+    if not headers:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def to_html(title: str, intro: str, sections: list[Section]) -> str:
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
+        "padding:3px 8px;text-align:right}img{max-width:100%}.v{font-weight:bold}"
+    )
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"
+    ]
+    for s in sections:
+        parts.append(
+            f"<h2>{html.escape(s.title)}</h2><p><b>Claim.</b> {html.escape(s.claim)}</p>"
+            f"<p class='v'>Verdict: {html.escape(s.verdict)}.</p>"
+            f"<p>{html.escape(s.evidence)}</p>"
+            + "".join(_img(f) for f in s.figures)
+            + _html_table(s.headers, s.rows)
+        )
+    return "\n".join(parts)
+
+
+def write_experiment_report(out: Path, title: str, intro: str, sections: list[Section]) -> Path:
+    atomic_write_text(out / "report.html", to_html(title, intro, sections))
+    return atomic_write_text(out / "report.md", to_markdown(title, intro, sections))

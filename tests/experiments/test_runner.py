@@ -1,0 +1,68 @@
+"""The experiment runner: ordinary run directories, skipping finished runs, recording divergence."""
+
+import json
+
+import pytest
+
+from reslab.experiments import EXPERIMENTS, Budget, Experiment, RunSpec, run_experiment
+from reslab.experiments import runner as runner_module
+
+TINY = Budget("tiny", "cifar10-sample", 1,
+              dict(batch_size=64, val_split=100, max_steps=3, threads=2, check_every=1), (20,),
+              0.2, "a few steps")
+
+
+def _grid(budget):
+    return [RunSpec("ok", dict(model="resnet20", lr=0.05), dict(kind="ok")),
+            RunSpec("diverges", dict(model="resnet20", lr=1e12, momentum=0.0, norm="none",
+                                     schedule="constant"), dict(kind="bad"))]
+
+
+EXP = Experiment("tiny", "tiny", "tiny", _grid, lambda results, out: [])
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("RESLAB_DATA", str(tmp_path_factory.getbasetemp() / "data"))
+
+
+def test_grid_runs_then_skips_finished_runs(tmp_path, monkeypatch):
+    results = run_experiment(EXP, TINY, tmp_path, seeds=2, log=lambda m: None)
+    assert [r.record.name for r in results.runs] == ["ok-s0", "ok-s1", "diverges-s0",
+                                                     "diverges-s1"]
+    ok, bad = results.select(kind="ok"), results.select(kind="bad")
+    assert all(r.status == "done" and r.record.summary["steps"] == 3 for r in ok)
+    assert all(r.status == "diverged" and r.diverged_at >= 1 for r in bad)
+    status = json.loads((tmp_path / "runs" / "diverges-s0" / "status.json").read_text())
+    assert "lower learning rate" in status["message"]
+
+    def must_not_train(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(runner_module, "train", must_not_train)
+    again = run_experiment(EXP, TINY, tmp_path, seeds=2, log=lambda m: None)
+    assert [r.status for r in again.runs] == [r.status for r in results.runs]
+
+
+def test_an_interrupted_run_is_resumed(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner_module, "resume", lambda run_dir, quiet: calls.append(run_dir))
+    run_dir = tmp_path / "runs" / "ok-s0"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"x")
+    (run_dir / "config.toml").write_text('model = "resnet20"\n')
+    one = Experiment("one", "one", "one", lambda b: _grid(b)[:1], lambda r, o: [])
+    run_experiment(one, TINY, tmp_path, log=lambda m: None)
+    assert calls == [run_dir]
+
+
+def test_every_experiment_builds_a_unique_grid_at_every_budget():
+    from reslab.experiments import BUDGETS
+    from reslab.train import build_config
+
+    for exp in EXPERIMENTS.values():
+        for budget in BUDGETS.values():
+            specs = exp.runs(budget)
+            assert len({s.name for s in specs}) == len(specs) > 0
+            for s in specs:  # every run's config is valid before anything trains
+                build_config(budget.overrides, {"epochs": budget.epochs}, s.overrides)

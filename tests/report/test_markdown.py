@@ -1,0 +1,76 @@
+"""report.md: the results table, the linked figures, the last epochs, unfinished runs."""
+
+import re
+
+import pytest
+from PIL import Image
+
+from reslab.errors import UserError
+from reslab.report import write_report
+from tests.report.test_runs import fake_run
+
+
+@pytest.fixture
+def report(tmp_path):
+    dirs = [fake_run(tmp_path / f"r{i}", lr=lr) for i, lr in enumerate((0.1, 0.05))]
+    dirs.append(fake_run(tmp_path / "crashed", summary=False, truncated=True))
+    with pytest.warns(UserWarning, match="unreadable line 5"):
+        path = write_report(dirs, tmp_path / "out", title="Comparison")
+    return path, path.read_text()
+
+
+def test_results_table(report):
+    _, text = report
+    assert text.startswith("# Comparison\n")
+    assert (
+        "| run | model | dataset | norm | optimizer | lr | epochs | params | best val acc | "
+        "test acc | test top-5 | wall time | images/s |" in text
+    )
+    assert (
+        "| r0 | resnet20 | cifar10-sample | batchnorm | sgd | 0.1 | 4 | 269,722 | 20.00% | "
+        "21.50% | 70.00% | 12.5 s | 480 |" in text
+    )
+    assert "| r1 | resnet20 | cifar10-sample | batchnorm | sgd | 0.05 | 4 |" in text
+    crashed = "| crashed | resnet20 | cifar10-sample | batchnorm | sgd | 0.1 | 4/5 |"
+    assert crashed + " - |" * 6 in text  # epochs done/planned; no summary values
+    assert "Unfinished (no summary yet): crashed." in text
+
+
+def test_last_epoch_rows(report):
+    _, text = report
+    assert "| r1 | 4 | 40 | 0.5000 | 30.00% | 0.5250 | 20.00% | 0.0125 | 1.0 s | 500 |" in text
+    assert "| crashed | 4 | 40 |" in text
+
+
+def test_figures_are_linked_relative_and_valid(report):
+    path, text = report
+    links = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", text)
+    assert links == ["curves.png"]
+    with Image.open(path.parent / links[0]) as png:
+        assert png.format == "PNG" and png.size[0] > 1000 and png.size[1] > 300
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_evaluation_section_with_confusion(tmp_path):
+    ev = {"top1": 0.42, "top5": 0.9, "split": "test", "classes": ["cat", "dog"],
+          "confusion": [[3, 1], [2, 4]], "per_class_acc": {"cat": 0.75, "dog": 0.67}}  # fmt: skip
+    path = write_report([fake_run(tmp_path / "run a", evaluation=ev)], tmp_path / "out")
+    text = path.read_text()
+    assert text.startswith("# Run run a\n")
+    assert "test split: top-1 42.00%, top-5 90.00%." in text
+    assert "(confusion-run_a.png)" in text
+    with Image.open(path.parent / "confusion-run_a.png") as png:
+        assert png.format == "PNG"
+
+
+def test_same_names_in_different_folders_stay_apart(tmp_path):
+    dirs = [fake_run(tmp_path / p / "seed0") for p in ("a", "b")]
+    text = write_report(dirs, tmp_path / "out").read_text()
+    assert "| a/seed0 |" in text and "| b/seed0 |" in text
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(UserError, match="not a run directory"):
+        write_report([tmp_path / "nope"], tmp_path / "out")
+    with pytest.raises(UserError, match="no run directories"):
+        write_report([], tmp_path / "out")
