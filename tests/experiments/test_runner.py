@@ -7,15 +7,26 @@ import pytest
 from reslab.experiments import EXPERIMENTS, Budget, Experiment, RunSpec, run_experiment
 from reslab.experiments import runner as runner_module
 
-TINY = Budget("tiny", "cifar10-sample", 1,
-              dict(batch_size=64, val_split=100, max_steps=3, threads=2, check_every=1), (20,),
-              0.2, "a few steps")
+TINY = Budget(
+    "tiny",
+    "cifar10-sample",
+    1,
+    dict(batch_size=64, val_split=100, max_steps=3, threads=2, check_every=1),
+    (20,),
+    0.2,
+    "a few steps",
+)
 
 
 def _grid(budget):
-    return [RunSpec("ok", dict(model="resnet20", lr=0.05), dict(kind="ok")),
-            RunSpec("diverges", dict(model="resnet20", lr=1e12, momentum=0.0, norm="none",
-                                     schedule="constant"), dict(kind="bad"))]
+    return [
+        RunSpec("ok", dict(model="resnet20", lr=0.05), dict(kind="ok")),
+        RunSpec(
+            "diverges",
+            dict(model="resnet20", lr=1e12, momentum=0.0, norm="none", schedule="constant"),
+            dict(kind="bad"),
+        ),
+    ]
 
 
 EXP = Experiment("tiny", "tiny", "tiny", _grid, lambda results, out: [])
@@ -28,8 +39,7 @@ def _data_dir(tmp_path_factory, monkeypatch):
 
 def test_grid_runs_then_skips_finished_runs(tmp_path, monkeypatch):
     results = run_experiment(EXP, TINY, tmp_path, seeds=2, log=lambda m: None)
-    assert [r.record.name for r in results.runs] == ["ok-s0", "ok-s1", "diverges-s0",
-                                                     "diverges-s1"]
+    assert [r.record.name for r in results.runs] == ["ok-s0", "ok-s1", "diverges-s0", "diverges-s1"]
     ok, bad = results.select(kind="ok"), results.select(kind="bad")
     assert all(r.status == "done" and r.record.summary["steps"] == 3 for r in ok)
     assert all(r.status == "diverged" and r.diverged_at >= 1 for r in bad)

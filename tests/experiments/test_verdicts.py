@@ -10,9 +10,20 @@ from reslab.report.runs import RunRecord
 
 
 def _record(name, accs, step=27):
-    rows = [{"epoch": i + 1, "step": step * (i + 1), "train_loss": 1.0, "train_acc": a,
-             "val_loss": 1.0, "val_acc": a, "lr": 0.1, "epoch_time_s": 1, "images_per_s": 1}
-            for i, a in enumerate(accs)]
+    rows = [
+        {
+            "epoch": i + 1,
+            "step": step * (i + 1),
+            "train_loss": 1.0,
+            "train_acc": a,
+            "val_loss": 1.0,
+            "val_acc": a,
+            "lr": 0.1,
+            "epoch_time_s": 1,
+            "images_per_s": 1,
+        }
+        for i, a in enumerate(accs)
+    ]
     return RunRecord(Path(name), {"dataset": "cifar10-sample"}, rows, {"test_acc": accs[-1]})
 
 
@@ -48,9 +59,10 @@ def test_batchnorm_not_supported_when_the_data_says_otherwise(tmp_path):
     assert [s.verdict for s in sections] == ["not supported"] * 3
 
 
-@pytest.mark.parametrize(("plain_slope", "expected"), [(0.05, "supported"),
-                                                        (-0.05, "not supported"),
-                                                        (0.001, "inconclusive at this budget")])
+@pytest.mark.parametrize(
+    ("plain_slope", "expected"),
+    [(0.05, "supported"), (-0.05, "not supported"), (0.001, "inconclusive at this budget")],
+)
 def test_degradation_trend(tmp_path, plain_slope, expected):
     def curves(g):
         depth_rank = (20, 32, 44, 56).index(g["depth"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -24,6 +24,7 @@ class ModelSpec:
     reference_error: float | None = None  # published top-1 error, %
     reference: str | None = None  # where that figure comes from
     tags: tuple[str, ...] = field(default=())
+    builder: Callable[..., nn.Module] = ResNet  # the class the arch keywords go to
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -62,7 +63,7 @@ def create_model(
     arch = dict(spec.arch)
     if shortcut is not None:
         arch["shortcut"] = shortcut
-    return ResNet(
+    return spec.builder(
         **arch,
         num_classes=spec.num_classes if num_classes is None else num_classes,
         in_channels=in_channels,
@@ -85,8 +86,8 @@ def model_info(name: str) -> dict[str, object]:
         "params": count_params(model),
         "num_classes": spec.num_classes,
         "input_size": spec.input_size,
-        "block": spec.arch["block"],
-        "layers": tuple(spec.arch["layers"]),
+        "block": spec.arch.get("block", spec.builder.__name__),
+        "layers": tuple(spec.arch.get("layers", ())),
         "shortcut": spec.arch.get("shortcut", "B"),
         "reference_error": spec.reference_error,
         "reference": spec.reference,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reslab.models.registry import ModelSpec, register
+from reslab.models.resnet9 import ResNet9
 
 IMAGENET = (3, 224, 224)
 CIFAR = (3, 32, 32)
@@ -119,3 +120,7 @@ for _depth, _k, _err in ((16, 4, None), (28, 10, 4.00)):
     )
     _ref = "Zagoruyko & Komodakis 2016, arXiv:1605.07146, Table 4" if _err else None
     register(ModelSpec(f"wrn{_depth}_{_k}", "cifar-wide", _arch, 10, CIFAR, _err, _ref))
+
+# The 9-layer residual BN net of the fast CIFAR-10 training records (a different layout: see
+# resnet9.py); built for speed rather than depth.
+register(ModelSpec("resnet9", "cifar-fast", {}, 10, CIFAR, builder=ResNet9))

@@ -34,7 +34,11 @@ def evaluate_saved(
             "with the same classes"
         )
     if split == "val":
-        n_val = default_val_split(data.name) if config.val_split < 0 else config.val_split
+        n_val = (
+            default_val_split(data.name, len(data.train))
+            if config.val_split < 0
+            else config.val_split
+        )
         images = split_validation(data.train, n_val, seed=config.seed)[1]
         if not len(images):
             raise UserError("this run had no validation split (val_split = 0)")

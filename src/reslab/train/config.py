@@ -78,6 +78,15 @@ class TrainConfig:
     check_every: int = 50  # steps between host reads of the loss (NaN check, progress)
 
     def validate(self) -> TrainConfig:
+        from reslab.data import list_datasets
+        from reslab.models import get_spec
+
+        get_spec(self.model)  # an unknown name fails here, naming the closest ones
+        if not self.dataset.startswith("folder:") and self.dataset not in list_datasets():
+            raise ConfigError(
+                f"dataset: unknown value {self.dataset!r}; allowed: "
+                f"{', '.join(list_datasets())} or folder:PATH"
+            )
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("norm", self.norm, NORMS)

@@ -296,6 +296,7 @@ def train(
 ) -> TrainResult:
     """Train from scratch into the run directory `out`."""
     config.validate()
+    RunDir.check(out, force)
     seed_everything(config.seed, config.deterministic)
     s = build(config)
     run = RunDir.create(out, force)

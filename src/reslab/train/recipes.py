@@ -34,7 +34,6 @@ RECIPES: dict[str, Recipe] = {
                 gamma=0.1,
                 max_steps=64_000,
                 epochs=0,
-                val_split=5000,
             ),
         ),
         Recipe(
@@ -70,6 +69,31 @@ RECIPES: dict[str, Recipe] = {
                 label_smoothing=0.1,
                 no_decay_norm_bias=True,
                 channels_last=True,
+            ),
+        ),
+        Recipe(
+            "fast",
+            "the fast-training records for CIFAR-10 (Page 2018, 'How to train your ResNet'; "
+            "Jordan 2024, airbench): ResNet-9, batch 512, Nesterov, one-cycle lr, label smoothing "
+            "0.2, weights averaged (EMA), flip test-time augmentation; add --precision bf16 "
+            "--compile on a GPU",
+            dict(
+                model="resnet9",
+                dataset="cifar10",
+                optimizer="nesterov",
+                lr=0.4,
+                momentum=0.9,
+                weight_decay=5e-4,
+                no_decay_norm_bias=True,
+                batch_size=512,
+                schedule="onecycle",
+                epochs=10,
+                max_steps=0,
+                label_smoothing=0.2,
+                ema=0.99,
+                tta=True,
+                channels_last=True,
+                val_split=0,
             ),
         ),
     )

@@ -23,7 +23,8 @@ class RunDir:
         self.summary = self.path / "summary.json"
 
     @classmethod
-    def create(cls, path: str | Path, force: bool) -> RunDir:
+    def check(cls, path: str | Path, force: bool) -> RunDir:
+        """Fail early if `path` cannot become a new run directory; create nothing yet."""
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise UserError(f"--out {run.path} exists and is not a directory")
@@ -32,6 +33,11 @@ class RunDir:
                 f"run directory {run.path} already exists; pass --resume {run.path} to "
                 "continue it or --force to overwrite it"
             )
+        return run
+
+    @classmethod
+    def create(cls, path: str | Path, force: bool) -> RunDir:
+        run = cls.check(path, force)
         try:
             run.checkpoints.mkdir(parents=True, exist_ok=True)
             for stale in (run.metrics, run.summary, run.last, run.best, run.weights):

@@ -69,7 +69,9 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.M
 
 
 def _loaders(config: TrainConfig, data: DataSplits, device, rank: int, world_size: int):
-    n_val = default_val_split(data.name) if config.val_split < 0 else config.val_split
+    n_val = (
+        default_val_split(data.name, len(data.train)) if config.val_split < 0 else config.val_split
+    )
     train_set, val_set = split_validation(data.train, n_val, seed=config.seed)
     per_rank = config.batch_size // world_size
     if per_rank * world_size != config.batch_size:

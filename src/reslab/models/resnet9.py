@@ -1,0 +1,73 @@
+"""ResNet-9, the small residual BN network of the fast CIFAR-10 training records (Page 2018,
+"How to train your ResNet"; later refined in airbench, Jordan 2024): a conv-BN-ReLU stem, three
+stages that double the width and pool, two of them with one residual block, max-pooling, a linear
+classifier with a fixed 1/8 output scale."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from reslab.models.layers import get_norm
+
+
+def _conv_bn(c_in: int, c_out: int, norm) -> list[nn.Module]:
+    return [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm.conv_bias),
+        norm.layer(c_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class Residual(nn.Module):
+    def __init__(self, channels: int, norm, residual: bool):
+        super().__init__()
+        self.branch = nn.Sequential(
+            *_conv_bn(channels, channels, norm), *_conv_bn(channels, channels, norm)
+        )
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branch(x)
+        return out + x if self.residual else out
+
+
+class ResNet9(nn.Module):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        norm: str = "batchnorm",
+        shortcut: str = "B",
+        zero_init_residual: bool = False,
+        widths=(64, 128, 256, 512),
+        scale: float = 0.125,
+    ):
+        super().__init__()
+        n = get_norm(norm)
+        residual = shortcut != "none"
+        w0, w1, w2, w3 = widths
+        self.stem = nn.Sequential(*_conv_bn(in_channels, w0, n))
+        self.layer1 = nn.Sequential(
+            *_conv_bn(w0, w1, n), nn.MaxPool2d(2), Residual(w1, n, residual)
+        )
+        self.layer2 = nn.Sequential(*_conv_bn(w1, w2, n), nn.MaxPool2d(2))
+        self.layer3 = nn.Sequential(
+            *_conv_bn(w2, w3, n), nn.MaxPool2d(2), Residual(w3, n, residual)
+        )
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(w3, num_classes, bias=False)
+        # A fixed small output scale keeps early logits (and so the loss) tame at high lr.
+        self.scale = scale
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if zero_init_residual:
+            for block in (self.layer1[-1], self.layer3[-1]):
+                last_norm = block.branch[-2]
+                if getattr(last_norm, "weight", None) is not None:
+                    nn.init.zeros_(last_norm.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return self.fc(torch.flatten(self.pool(x), 1)) * self.scale
