@@ -4,6 +4,7 @@ every error a user can cause ends here as one line on stderr and an exit code.""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -62,6 +63,13 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train with N processes on this machine (torchrun + DDP); --batch-size "
+        "stays the global batch",
+    )
     hints, helps = typing.get_type_hints(TrainConfig), field_help()
     for name in FIELDS:  # every config key is also a flag: --batch-size for batch_size
         kind = hints[name]
@@ -78,10 +86,26 @@ def _add_train(sub) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from reslab.train import resume, train
+    from pathlib import Path
+
+    from reslab.train import distributed, resume, train
     from reslab.train.config import FIELDS
 
+    if args.nproc is not None:
+        return _launch(args.nproc)
     flags = {k: v for k, v in vars(args).items() if k in FIELDS and v is not None}
+    if distributed.restarted() and args.out and (Path(args.out) / "checkpoints/last.pt").is_file():
+        # torchrun --max-restarts started this worker again: continue from the last checkpoint.
+        args.resume, args.out, args.config, args.recipe, args.force = (
+            args.out,
+            None,
+            None,
+            None,
+            False,
+        )
+        flags = {k: v for k, v in flags.items() if k in ("epochs", "max_steps", "device")}
+    elif distributed.restarted():
+        args.force = True  # it failed before its first checkpoint: start it over
     if args.resume:
         if args.config or args.recipe or args.out or args.force:
             raise UserError(
@@ -92,6 +116,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         config = _train_config(args.config, args.recipe, flags)
         result = train(config, args.out or _default_out(config), force=args.force, quiet=args.quiet)
+    if not distributed.from_env().is_main:
+        return 0
     from reslab.report import write_report
 
     report = write_report([result.run_dir], result.run_dir)
@@ -100,6 +126,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"curves and report: {report}")
     return 0
+
+
+def _launch(nproc: int) -> int:
+    """Run this same command under torchrun with `nproc` processes on this machine."""
+    import subprocess
+
+    if nproc < 1:
+        raise UserError("--nproc must be >= 1")
+    argv = sys.argv[1:]
+    rest, skip = [], False
+    for a in argv:  # drop --nproc N / --nproc=N, keep everything else as typed
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "reslab",
+        *rest,
+    ]
+    return subprocess.call(cmd)
 
 
 def _train_config(path: str | None, recipe: str | None, flags: dict):
@@ -343,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except (UserError, DivergenceError, StopRequested) as e:
-        print(f"{'' if isinstance(e, StopRequested) else 'error: '}{e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one rank speaks for all
+            print(f"{'' if isinstance(e, StopRequested) else 'error: '}{e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

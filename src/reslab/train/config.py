@@ -70,6 +70,7 @@ class TrainConfig:
     precision: str = "fp32"  # one of PRECISIONS; bf16/fp16 autocast, fp16 with a GradScaler
     channels_last: bool = False  # NHWC memory format
     compile: bool = False  # torch.compile the model
+    sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only); else stats are averaged
     # -- reproducibility and hardware
     seed: int = 0
     deterministic: bool = False  # deterministic kernels only (bit-identical resume on CPU)

@@ -17,8 +17,10 @@ from torch import nn
 
 from reslab.errors import CheckpointError, ConfigError, DivergenceError
 from reslab.models import count_params
+from reslab.train import distributed
 from reslab.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from reslab.train.config import TrainConfig, build_config
+from reslab.train.distributed import World
 from reslab.train.evaluate import EvalResult, evaluate
 from reslab.train.progress import ProgressDisplay
 from reslab.train.run_dir import RunDir
@@ -58,8 +60,10 @@ class EpochMeter:
     def add(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
         self.sums += torch.stack([loss.double() * n, correct.double(), loss.new_tensor(n).double()])
 
-    def read(self) -> tuple[float, float, int]:
-        loss_n, correct, n = self.sums.tolist()  # host-device sync
+    def read(self, world: World = distributed.SINGLE) -> tuple[float, float, int]:
+        """Means over every rank's samples (pass the world; the default reads this rank's)."""
+        sums = distributed.all_reduce_sum(self.sums.clone(), world)
+        loss_n, correct, n = sums.tolist()  # host-device sync
         return (loss_n / n, correct / n, int(n)) if n else (float("nan"), float("nan"), 0)
 
 
@@ -74,11 +78,20 @@ def train_step(s: Setup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
     return loss.detach(), (logits.argmax(1) == y).sum()
 
 
-def _check_finite(recent: torch.Tensor, first: int, last: int, run: RunDir, pos: Position, lr):
-    """Raise if any loss of steps first..last (1-based) is NaN/Inf, naming the first such step."""
+def _check_finite(
+    recent: torch.Tensor,
+    first: int,
+    last: int,
+    run: RunDir,
+    pos: Position,
+    lr,
+    world: World = distributed.SINGLE,
+):
+    """Raise if any loss of steps first..last (1-based) is NaN/Inf, naming the first such step.
+    Summed over ranks, so a NaN on one rank stops them all at the same step."""
     k = len(recent)
     steps = list(range(first, last + 1))
-    values = recent[[(s - 1) % k for s in steps]]
+    values = distributed.all_reduce_sum(recent[[(s - 1) % k for s in steps]], world)
     bad = (~torch.isfinite(values)).nonzero()
     if len(bad):  # host-device sync above (nonzero); taken every check_every steps only
         i = int(bad[0])
@@ -126,7 +139,7 @@ def _restore(s: Setup, state: dict) -> tuple[Position, dict]:
 
 
 def _epoch_row(s: Setup, pos: Position, meter: EpochMeter, val: EvalResult | None) -> dict:
-    loss, acc, n = meter.read()
+    loss, acc, n = meter.read(s.world)
     return {
         "epoch": pos.epoch + 1,
         "step": pos.step,
@@ -163,8 +176,7 @@ class Trainer:
                     meter.sums.copy_(meter_state["sums"])
                     meter.seconds = meter_state["seconds"]
                     meter_state = None
-                self._run_epoch(pos, meter, stop)
-                if stop.requested or (pos.batch and self.should_stop(pos.step)):
+                if self._run_epoch(pos, meter, stop):
                     self._save(pos, meter)
                     name = "SIGINT" if stop.signum == 2 else "SIGTERM" if stop.signum else "request"
                     raise StopRequested(
@@ -175,8 +187,17 @@ class Trainer:
                 self._end_epoch(pos, meter)
         return pos
 
-    def _run_epoch(self, pos: Position, meter: EpochMeter, stop: GracefulStop) -> None:
+    def _interrupt(self, stop: GracefulStop, step: int, at_check: bool) -> bool:
+        wanted = stop.requested or self.should_stop(step)
+        if not self.s.world.enabled:
+            return wanted
+        # Across processes the decision is collective, taken at check points only.
+        return at_check and distributed.any_flag(wanted, self.s.world, self.s.device)
+
+    def _run_epoch(self, pos: Position, meter: EpochMeter, stop: GracefulStop) -> bool:
+        """One epoch (or its rest); True if it was interrupted."""
         s, k = self.s, self.s.config.check_every
+        interrupt = False
         self.display.start_epoch(pos.epoch, len(s.train_loader), pos.batch)
         checked = pos.step
         start = time.perf_counter()
@@ -190,15 +211,18 @@ class Trainer:
             pos.step += 1
             pos.batch += 1
             last = pos.batch == len(s.train_loader) or pos.step >= s.total_steps
-            interrupt = stop.requested or self.should_stop(pos.step)
+            interrupt = self._interrupt(stop, pos.step, pos.step - checked >= k or last)
             if pos.step - checked >= k or last or interrupt:
-                _check_finite(self.recent, checked + 1, pos.step, self.run, pos, s.config.lr)
+                _check_finite(
+                    self.recent, checked + 1, pos.step, self.run, pos, s.config.lr, s.world
+                )
                 checked = pos.step
                 self._show(pos, meter, start)
             if last or interrupt:
                 break
         meter.seconds += time.perf_counter() - start
         pos.wall_time_s += time.perf_counter() - start
+        return interrupt
 
     def _show(self, pos: Position, meter: EpochMeter, start: float) -> None:
         if not self.display.live:
@@ -211,11 +235,13 @@ class Trainer:
     def _end_epoch(self, pos: Position, meter: EpochMeter) -> None:
         s = self.s
         val = None
+        _sync_norms(s)
         if s.val_loader is not None:
-            val = evaluate(s.eval_model, s.val_loader, s.data.num_classes, s.autocast, s.config.tta)
+            val = _evaluate(s, s.val_loader)
         row = _epoch_row(s, pos, meter, val)
         self.display.end_epoch(row)
-        self.run.append_metrics(row)
+        if s.world.is_main:
+            self.run.append_metrics(row)
         if self.writer is not None:
             for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s"):
                 if row[key] is not None:
@@ -230,10 +256,30 @@ class Trainer:
         self._save(pos, EpochMeter(s.device), best=improved)
 
     def _save(self, pos: Position, meter: EpochMeter, best: bool = False) -> None:
+        _sync_norms(self.s)
+        if not self.s.world.is_main:  # one writer; every rank holds the same state
+            return
         state = _checkpoint_state(self.s, pos, meter)
         save_checkpoint(self.run.last, state)
         if best:
             save_checkpoint(self.run.best, state)
+
+
+def _sync_norms(s: Setup) -> None:
+    for model in (s.model, s.ema.module if s.ema is not None else None):
+        if model is not None:
+            distributed.average_norm_statistics(model, s.world)
+
+
+def _evaluate(s: Setup, loader) -> EvalResult:
+    return evaluate(
+        s.eval_model,
+        loader,
+        s.data.num_classes,
+        s.autocast,
+        s.config.tta,
+        reduce=lambda t: distributed.all_reduce_sum(t, s.world),
+    )
 
 
 def _tensorboard(run: RunDir):
@@ -245,8 +291,11 @@ def _tensorboard(run: RunDir):
 
 
 def _finish(s: Setup, run: RunDir, pos: Position, display: ProgressDisplay) -> TrainResult:
-    test = evaluate(s.eval_model, s.test_loader, s.data.num_classes, s.autocast, s.config.tta)
+    _sync_norms(s)
+    test = _evaluate(s, s.test_loader)
     final = s.ema.module if s.ema is not None else s.model
+    if not s.world.is_main:
+        return TrainResult(run.path, {"test_acc": test.top1}, final)
     meta = {"config": s.config.to_dict(), "data": s.data_meta()}
     save_weights(run.weights, final.state_dict(), meta)
     rows = run.read_metrics()
@@ -275,14 +324,19 @@ def _finish(s: Setup, run: RunDir, pos: Position, display: ProgressDisplay) -> T
 
 
 def _run(s: Setup, run: RunDir, pos: Position, meter_state, live, quiet, should_stop):
-    display = ProgressDisplay(s.epochs, enabled=live, quiet=quiet)
-    writer = _tensorboard(run)
+    main = s.world.is_main
+    # Other ranks stay silent; with several ranks the bar would need a collective per refresh.
+    display = ProgressDisplay(
+        s.epochs, enabled=False if s.world.enabled else live, quiet=quiet or not main
+    )
+    writer = _tensorboard(run) if main else None
     try:
         pos = Trainer(s, run, display, should_stop, writer).fit(pos, meter_state)
+        return _finish(s, run, pos, display)
     finally:
         if writer is not None:
             writer.close()
-    return _finish(s, run, pos, display)
+        distributed.shutdown()
 
 
 def train(
@@ -296,11 +350,14 @@ def train(
 ) -> TrainResult:
     """Train from scratch into the run directory `out`."""
     config.validate()
-    RunDir.check(out, force)
+    world = distributed.from_env()
+    if world.is_main:
+        RunDir.check(out, force)
     seed_everything(config.seed, config.deterministic)
-    s = build(config)
-    run = RunDir.create(out, force)
-    run.write_config(config.to_dict())
+    s = build(config, world)
+    run = RunDir.create(out, force) if world.is_main else RunDir(out)
+    if world.is_main:
+        run.write_config(config.to_dict())
     return _run(s, run, Position(), None, live, quiet, should_stop)
 
 
@@ -324,8 +381,9 @@ def resume(
         )
     config = build_config(state["config"], overrides)
     seed_everything(config.seed, config.deterministic)
-    s = build(config)
+    s = build(config, distributed.from_env())
     pos, meter_state = _restore(s, state)
-    run.truncate_metrics(pos.epoch)
-    run.write_config(config.to_dict())
+    if s.world.is_main:
+        run.truncate_metrics(pos.epoch)
+        run.write_config(config.to_dict())
     return _run(s, run, pos, meter_state, live, quiet, should_stop)

@@ -37,40 +37,33 @@ def evaluate(
     num_classes: int,
     autocast: Callable = contextlib.nullcontext,
     tta: bool = False,
+    reduce: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
 ) -> EvalResult:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    top1 = torch.zeros((), dtype=torch.int64, device=device)
-    top5 = torch.zeros((), dtype=torch.int64, device=device)
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top-1, top-5, count
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
-    count = 0
     k = min(5, num_classes)
     for x, y in batches:
         with autocast():
             logits = predict_logits(model, x, tta)
         logits = logits.float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
         topk = logits.topk(k, dim=1).indices
-        top1 += (topk[:, 0] == y).sum()
-        top5 += (topk == y[:, None]).any(dim=1).sum()
-        confusion += torch.bincount(y * num_classes + topk[:, 0], minlength=num_classes**2)
-        count += len(y)
-    model.train(was_training)
-    if count == 0:
-        return EvalResult(
-            float("nan"),
-            float("nan"),
-            float("nan"),
-            0,
-            confusion.view(num_classes, num_classes).cpu(),
+        sums += torch.stack(
+            [
+                F.cross_entropy(logits, y, reduction="sum").double(),
+                (topk[:, 0] == y).sum().double(),
+                (topk == y[:, None]).any(dim=1).sum().double(),
+                torch.tensor(float(len(y)), dtype=torch.float64, device=device),
+            ]
         )
-    # Host-device sync: the only one of the evaluation.
-    return EvalResult(
-        loss=loss_sum.item() / count,
-        top1=top1.item() / count,
-        top5=top5.item() / count,
-        count=count,
-        confusion=confusion.view(num_classes, num_classes).cpu(),
-    )
+        confusion += torch.bincount(y * num_classes + topk[:, 0], minlength=num_classes**2)
+    model.train(was_training)
+    # Across processes each rank saw its shard; the sums make the whole split.
+    sums, confusion = reduce(sums), reduce(confusion)
+    loss, top1, top5, count = sums.tolist()  # host-device sync: the only one of the evaluation
+    matrix = confusion.view(num_classes, num_classes).cpu()
+    if count == 0:
+        return EvalResult(float("nan"), float("nan"), float("nan"), 0, matrix)
+    return EvalResult(loss / count, top1 / count, top5 / count, int(count), matrix)

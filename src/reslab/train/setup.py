@@ -12,7 +12,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from reslab.data import DataSplits, DeviceLoader, default_val_split, load_dataset, split_validation
 from reslab.errors import ConfigError
 from reslab.models import create_model
+from reslab.train import distributed
 from reslab.train.config import TrainConfig
+from reslab.train.distributed import World
 from reslab.train.optim import build_optimizer
 from reslab.train.runtime import autocast, resolve_device
 from reslab.train.schedule import build_scheduler
@@ -39,10 +41,12 @@ class Setup:
     epochs: int
     steps_per_epoch: int
     total_steps: int
+    world: World = distributed.SINGLE
 
     @property
     def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.step_model
+        # The bare model, not DDP's wrapper: evaluation needs no gradient synchronization.
+        return self.ema.module if self.ema is not None else self.model
 
     def data_meta(self) -> dict:
         d = self.data
@@ -68,11 +72,12 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.M
     )
 
 
-def _loaders(config: TrainConfig, data: DataSplits, device, rank: int, world_size: int):
+def _loaders(config: TrainConfig, data: DataSplits, device, world: World):
     n_val = (
         default_val_split(data.name, len(data.train)) if config.val_split < 0 else config.val_split
     )
     train_set, val_set = split_validation(data.train, n_val, seed=config.seed)
+    rank, world_size = world.rank, world.size
     per_rank = config.batch_size // world_size
     if per_rank * world_size != config.batch_size:
         raise ConfigError(
@@ -84,6 +89,7 @@ def _loaders(config: TrainConfig, data: DataSplits, device, rank: int, world_siz
             f"({len(train_set)} images); use a smaller --batch-size"
         )
     common = dict(mean=data.mean, std=data.std, device=device, channels_last=config.channels_last)
+    shard = dict(rank=rank, world_size=world_size)  # evaluation is split over ranks too
     train = DeviceLoader(
         train_set,
         batch_size=per_rank,
@@ -97,11 +103,11 @@ def _loaders(config: TrainConfig, data: DataSplits, device, rank: int, world_siz
         **common,
     )
     val = (
-        DeviceLoader(val_set, batch_size=EVAL_BATCH, train=False, **common)
+        DeviceLoader(val_set, batch_size=EVAL_BATCH, train=False, **shard, **common)
         if len(val_set)
         else None
     )
-    test = DeviceLoader(data.test, batch_size=EVAL_BATCH, train=False, **common)
+    test = DeviceLoader(data.test, batch_size=EVAL_BATCH, train=False, **shard, **common)
     return train, val, test
 
 
@@ -113,15 +119,19 @@ def _length(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
     return epochs, total
 
 
-def build(config: TrainConfig, rank: int = 0, world_size: int = 1) -> Setup:
-    device = resolve_device(config.device)
+def build(config: TrainConfig, world: World = distributed.SINGLE) -> Setup:
+    device = distributed.device_for(world, resolve_device(config.device))
+    distributed.init(world, device)
     if config.threads:
         torch.set_num_threads(config.threads)
     data = load_dataset(config.dataset, config.data_dir or None, skip_corrupt=config.skip_corrupt)
-    train, val, test = _loaders(config, data, device, rank, world_size)
+    train, val, test = _loaders(config, data, device, world)
     model = build_model(config, data.num_classes, data.in_channels).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    step_model = distributed.wrap(model, world, device, config.sync_bn)
+    if config.sync_bn:
+        model = step_model.module if world.enabled else step_model
     epochs, total = _length(config, len(train))
     optimizer = build_optimizer(model, config)
     ema = None
@@ -136,7 +146,8 @@ def build(config: TrainConfig, rank: int = 0, world_size: int = 1) -> Setup:
         val_loader=val,
         test_loader=test,
         model=model,
-        step_model=torch.compile(model) if config.compile else model,
+        step_model=torch.compile(step_model) if config.compile else step_model,
+        world=world,
         ema=ema,
         optimizer=optimizer,
         scheduler=build_scheduler(optimizer, config, total, len(train)),

@@ -1,0 +1,113 @@
+"""Multi-process training on PyTorch's own distributed engine (torchrun + DDP).
+
+torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; with them present, training joins the process
+group (NCCL on CUDA, gloo on the CPU). Every collective here is called by every rank.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from reslab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    local_rank: int = 0
+    size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = World()  # one process, no process group
+
+
+def from_env() -> World:
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    return World(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), size)
+
+
+def restarted() -> bool:
+    """True in a worker that torchrun --max-restarts started again after a failure."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+
+
+def init(world: World, device: torch.device) -> None:
+    if not world.enabled or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend)
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def device_for(world: World, device: torch.device) -> torch.device:
+    """One GPU per process: LOCAL_RANK picks it."""
+    if device.type == "cuda" and world.enabled:
+        return torch.device("cuda", world.local_rank)
+    return device
+
+
+def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:
+    if world.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def any_flag(flag: bool, world: World, device: torch.device) -> bool:
+    """True on every rank if it is True on any: stop decisions must be collective, or one rank
+    would wait forever in the next collective while another has left the loop."""
+    if not world.enabled:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())  # host-device sync
+
+
+@torch.no_grad()
+def average_norm_statistics(model: nn.Module, world: World) -> None:
+    """Average BN running statistics over ranks (each rank saw different batches), so evaluation
+    and the saved model do not depend on which rank saved it."""
+    if not world.enabled:
+        return
+    for m in model.modules():
+        if getattr(m, "running_mean", None) is not None and not isinstance(m, nn.SyncBatchNorm):
+            for buf in (m.running_mean, m.running_var):
+                dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+                buf.div_(world.size)
+
+
+def wrap(model: nn.Module, world: World, device: torch.device, sync_bn: bool) -> nn.Module:
+    """The module the training step calls: DDP over the model when there are several ranks."""
+    if sync_bn:
+        if device.type != "cuda":
+            raise ConfigError(
+                "sync_bn: SyncBatchNorm needs CUDA devices; without it, reslab "
+                "averages BN statistics across ranks before evaluating and saving"
+            )
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if not world.enabled:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    # broadcast_buffers=False: each rank keeps the BN statistics of its own batches, and they are
+    # averaged before evaluation and saving, rather than rank 0's overwriting the others'.
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
