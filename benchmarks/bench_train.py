@@ -81,29 +81,59 @@ def bench_one(name, batch_size, data, args, device, ceiling) -> dict:
     model = create_model(name, num_classes=data.num_classes).to(device)
     flops = train_flops(model, torch.randn(batch_size, 3, 32, 32, device=device))
     # Baseline: the tutorial pipeline.
-    tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor(), transforms.Normalize(data.mean, data.std)])
-    loader = DataLoader(PILDataset(data.train.images, data.train.labels, tf), batch_size=batch_size,
-                        shuffle=True, drop_last=True, num_workers=args.workers,
-                        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
+    tf = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(data.mean, data.std),
+        ]
+    )
+    loader = DataLoader(
+        PILDataset(data.train.images, data.train.labels, tf),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    base = time_pipeline(endless_baseline_batches(loader, device), make_step(model, opt),
-                         args.steps, args.repeats, device)
+    base = time_pipeline(
+        endless_baseline_batches(loader, device),
+        make_step(model, opt),
+        args.steps,
+        args.repeats,
+        device,
+    )
     del loader
     # reslab: data on the device, channels-last, optionally compiled.
     fast_model = model.to(memory_format=torch.channels_last)
     step_model = torch.compile(fast_model) if args.compile else fast_model
     opt = torch.optim.SGD(fast_model.parameters(), lr=0.01, momentum=0.9)
-    dl = DeviceLoader(data.train, batch_size=batch_size, mean=data.mean, std=data.std,
-                      train=True, device=device, channels_last=True)
-    fast = time_pipeline(endless_device_batches(dl), make_step(step_model, opt), args.steps,
-                         args.repeats, device)
+    dl = DeviceLoader(
+        data.train,
+        batch_size=batch_size,
+        mean=data.mean,
+        std=data.std,
+        train=True,
+        device=device,
+        channels_last=True,
+    )
+    fast = time_pipeline(
+        endless_device_batches(dl), make_step(step_model, opt), args.steps, args.repeats, device
+    )
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     results.update(
-        baseline_images_per_s=batch_size / base, reslab_images_per_s=batch_size / fast,
-        ratio=base / fast, train_gflop_per_step=flops / 1e9,
-        reslab_gflops=flops / fast / 1e9, ceiling_fraction=flops / fast / 1e9 / ceiling,
-        baseline_ceiling_fraction=flops / base / 1e9 / ceiling, peak_cuda_mib=peak)
+        baseline_images_per_s=batch_size / base,
+        reslab_images_per_s=batch_size / fast,
+        ratio=base / fast,
+        train_gflop_per_step=flops / 1e9,
+        reslab_gflops=flops / fast / 1e9,
+        ceiling_fraction=flops / fast / 1e9 / ceiling,
+        baseline_ceiling_fraction=flops / base / 1e9 / ceiling,
+        peak_cuda_mib=peak,
+    )
     return results
 
 
@@ -125,16 +155,29 @@ def main() -> None:
     ceiling = matmul_gflops(device)
     info = machine()
     print(f"{info}\nceiling: 2048^3 float32 matmul {ceiling:.1f} GFLOP/s on {device}")
-    print(f"{'model':<16}{'batch':>6}{'baseline img/s':>16}{'reslab img/s':>14}{'ratio':>7}"
-          f"{'GFLOP/s':>9}{'of ceiling':>11}")
+    print(
+        f"{'model':<16}{'batch':>6}{'baseline img/s':>16}{'reslab img/s':>14}{'ratio':>7}"
+        f"{'GFLOP/s':>9}{'of ceiling':>11}"
+    )
     rows = []
     for name, bs in itertools.product(args.models, args.batch_sizes):
         r = bench_one(name, bs, data, args, device, ceiling)
         rows.append(r)
-        print(f"{name:<16}{bs:>6}{r['baseline_images_per_s']:>16.0f}{r['reslab_images_per_s']:>14.0f}"
-              f"{r['ratio']:>6.2f}x{r['reslab_gflops']:>9.1f}{100 * r['ceiling_fraction']:>10.0f}%")
-    write_json(args.json, {"machine": info, "ceiling_gflops": ceiling, "compile": args.compile,
-                           "steps": args.steps, "repeats": args.repeats, "results": rows})
+        print(
+            f"{name:<16}{bs:>6}{r['baseline_images_per_s']:>16.0f}{r['reslab_images_per_s']:>14.0f}"
+            f"{r['ratio']:>6.2f}x{r['reslab_gflops']:>9.1f}{100 * r['ceiling_fraction']:>10.0f}%"
+        )
+    write_json(
+        args.json,
+        {
+            "machine": info,
+            "ceiling_gflops": ceiling,
+            "compile": args.compile,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "results": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

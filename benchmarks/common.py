@@ -14,9 +14,14 @@ import torch
 
 def machine() -> dict:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "device": device}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": device,
+    }
 
 
 def sync(device: torch.device) -> None:
