@@ -10,6 +10,7 @@ accuracy, the wall time, and the first epoch whose validation accuracy reached -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -39,10 +40,8 @@ def measure_rate(config, steps: int = 15) -> float:
 
     probe = build_config(config.to_dict(), {"max_steps": steps + 3, "epochs": 1, "val_split": 0})
     out = Path("runs/bench-probe")
-    try:
+    with contextlib.suppress(StopRequested):  # the expected way out after the timed steps
         train(probe, out, force=True, quiet=True, should_stop=stop)
-    except StopRequested:  # the expected way out, once the timed steps are done
-        pass
     return steps * config.batch_size / (seen["t1"] - seen["t0"])
 
 
