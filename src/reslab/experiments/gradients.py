@@ -9,7 +9,7 @@ from reslab.experiments.analysis import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.metrics import gradient_ratio, layer_statistics
 from reslab.models import create_model
-from reslab.report.curves import _pyplot, _save
+from reslab.report.curves import pyplot, save_figure
 from reslab.report.experiment import Section
 from reslab.train import load
 
@@ -68,7 +68,7 @@ def _stats(results, x, y) -> dict:
 
 
 def _plot(stats, depth, key, when, out, ylabel):
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (kind, norm, d), s in stats.items():
         if d == depth and s[when] is not None:
@@ -86,7 +86,7 @@ def _plot(stats, depth, key, when, out, ylabel):
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def analyze(results, out) -> list[Section]:

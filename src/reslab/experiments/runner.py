@@ -43,12 +43,9 @@ def run_one(
 ) -> RunResult:
     status_file = _status_file(run_dir)
     if not status_file.is_file():
-        config = build_config(
-            budget.overrides,
-            {"dataset": dataset, "epochs": budget.epochs},
-            spec.overrides,
-            {"seed": seed},
-        )
+        # One layer for the budget, so a budget that gives both epochs and max_steps keeps both.
+        budget_layer = {"epochs": budget.epochs, **budget.overrides, "dataset": dataset}
+        config = build_config(budget_layer, spec.overrides, {"seed": seed})
         try:
             if (run_dir / "checkpoints" / "last.pt").is_file():
                 resume(run_dir, quiet=quiet)

@@ -32,10 +32,6 @@ def save_figure(fig, out_png: str | Path) -> Path:
     return out_png
 
 
-# The names experiments/ imported before these two became public.
-_pyplot, _save = pyplot, save_figure
-
-
 def series(run: RunRecord, key: str, x: str = "epoch") -> tuple[list, list]:
     """(x, y) of the rows that have both; null values (e.g. no validation split) drop out."""
     pairs = [(r.get(x), r.get(key)) for r in run.metrics]
