@@ -125,3 +125,23 @@ def test_divergence_names_the_step_and_keeps_the_last_checkpoint(tmp_path, sampl
     config = _limited(tiny(lr=1e9, schedule="constant", momentum=0.0, epochs=3), sample_dir, 200)
     with pytest.raises(DivergenceError, match=r"at step \d+.*lower learning rate"):
         train(config, tmp_path / "run", quiet=True)
+
+
+@pytest.mark.parametrize("recipe", ["he2015-cifar", "cosine", "quick", "fast"])
+def test_every_recipe_runs_on_the_sample(tmp_path, sample_dir, recipe):
+    from reslab.train.recipes import get_recipe
+
+    config = build_config(
+        get_recipe(recipe).overrides,
+        {
+            "dataset": "cifar10-sample",
+            "data_dir": sample_dir,
+            "max_steps": 2,
+            "epochs": 1,
+            "batch_size": 32,
+            "threads": 2,
+            "val_split": 100,
+        },
+    )
+    result = train(config, tmp_path / recipe, quiet=True)
+    assert result.summary["steps"] == 2 and 0 <= result.summary["test_acc"] <= 1
