@@ -20,7 +20,7 @@ def _record(name, accs, step=27):
             "val_acc": a,
             "lr": 0.1,
             "epoch_time_s": 1,
-            "images_per_s": 1,
+            "images_per_s": 3500,
         }
         for i, a in enumerate(accs)
     ]

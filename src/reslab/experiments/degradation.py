@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reslab.experiments.analysis import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, fmt, mean_std
+from reslab.experiments.analysis import compare, fmt, mean_std
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
@@ -21,38 +21,34 @@ def runs(budget: Budget) -> list[RunSpec]:
 
 
 def _train_error(results, kind, depth):
-    """Training error over the last epoch (augmented batches, as in the paper's Fig. 6)."""
-    values = []
+    """Training error over the last epoch (augmented batches, as in the paper's Fig. 6), and
+    the number of images it was measured on."""
+    values, n = [], 0
     for r in results.select(kind=kind, depth=depth):
         rows = [m for m in r.record.metrics if m.get("train_acc") is not None]
         values.append(1 - rows[-1]["train_acc"] if rows and r.status == "done" else None)
-    return mean_std(values)
-
-
-def _trend(results, kind, depths, deeper_is_worse: bool, margin: float):
-    errs = [_train_error(results, kind, d) for d in depths]
-    means = [e[0] for e in errs]
-    diffs = [b - a for a, b in zip(means, means[1:], strict=False)]
-    noise = max([margin] + [e[1] for e in errs])
-    if any(m != m for m in means):
-        return INCONCLUSIVE, errs
-    want = [d > noise for d in diffs] if deeper_is_worse else [d < -noise for d in diffs]
-    against = [d < -noise for d in diffs] if deeper_is_worse else [d > noise for d in diffs]
-    verdict = SUPPORTED if all(want) else NOT_SUPPORTED if any(against) else INCONCLUSIVE
-    return verdict, errs
+        if rows:
+            n = round(rows[-1]["images_per_s"] * rows[-1]["epoch_time_s"])
+    return mean_std(values), n
 
 
 def _section(results, kind, deeper_is_worse, claim, title) -> Section:
     depths = results.budget.depths
-    verdict, errs = _trend(results, kind, depths, deeper_is_worse, margin=0.005)
-    listing = ", ".join(f"{kind}{d} {fmt(*e)}" for d, e in zip(depths, errs, strict=True))
+    errs = [_train_error(results, kind, d) for d in depths]
+    (shallow, n), (deep, _) = errs[0], errs[-1]
+    seeds = len(results.select(kind=kind, depth=depths[0]))
+    # Deeper worse: the deep net's error exceeds the shallow one's; deeper better: the reverse.
+    pair = (deep, shallow) if deeper_is_worse else (shallow, deep)
+    verdict, gap, noise = compare(*pair, n, seeds, floor=0.005)
+    listing = ", ".join(f"{kind}{d} {fmt(*e)}" for d, (e, _) in zip(depths, errs, strict=True))
     return Section(
         title,
         claim,
         verdict,
-        f"Final-epoch training error: {listing}. 'Supported' needs every step in "
-        f"depth to move the error the claimed way by more than the spread over seeds "
-        f"(at least 0.5 points).",
+        f"Final-epoch training error: {listing}. {kind}{depths[-1]} vs {kind}{depths[0]}: "
+        f"{100 * abs(gap):.1f} points {'higher' if (gap > 0) == deeper_is_worse else 'lower'} "
+        f"against a noise level of {100 * noise:.1f} (spread over seeds, 95% sampling noise of "
+        f"{n} training images, 0.5 point).",
         headers=["depth", "training error", "final val acc"],
         rows=[
             [
@@ -65,7 +61,7 @@ def _section(results, kind, deeper_is_worse, claim, title) -> Section:
                     )
                 ),
             ]
-            for d, e in zip(depths, errs, strict=True)
+            for d, (e, _) in zip(depths, errs, strict=True)
         ],
     )
 

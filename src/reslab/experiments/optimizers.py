@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reslab.experiments.analysis import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, final, fmt, mean_std
+from reslab.experiments.analysis import compare, final, fmt, mean_std, val_size
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
@@ -72,9 +72,8 @@ def analyze(results, out) -> list[Section]:
         title="each optimizer at its best learning rate",
     )
     momentum, plain = scores["sgd-momentum"], scores["sgd"]
-    gap = momentum[0] - plain[0]
-    noise = max(0.01, momentum[1], plain[1])
-    verdict = SUPPORTED if gap > noise else NOT_SUPPORTED if gap < -noise else INCONCLUSIVE
+    seeds = len(results.select(optimizer="sgd", lr=OPTIMIZERS["sgd"][1][0]))
+    verdict, gap, noise = compare(momentum, plain, val_size(results), seeds)
     winner = max(scores, key=lambda k: scores[k][0])
     return [
         Section(
@@ -83,7 +82,9 @@ def analyze(results, out) -> list[Section]:
             "with momentum reaches a higher accuracy than plain SGD (Sutskever et al. 2013).",
             verdict,
             f"Validation accuracy at the best lr: SGD + momentum {fmt(*momentum)}, plain SGD "
-            f"{fmt(*plain)} (a gap counts when above the spread over seeds and at least 1 point). "
+            f"{fmt(*plain)}: a gap of {100 * gap:.1f} points against a noise level of "
+            f"{100 * noise:.1f} (spread over seeds, 95% sampling noise of the validation split, "
+            "1 point). "
             f"Best overall at this budget: {winner}.",
             figures=[fig],
             headers=["optimizer", "best lr", "val acc", "test acc", "sweep (lr: val acc)"],

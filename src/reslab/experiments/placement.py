@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reslab.experiments.analysis import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, final, fmt, mean_std
+from reslab.experiments.analysis import compare, final, fmt, mean_std, val_size
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
@@ -25,18 +25,19 @@ def runs(budget: Budget) -> list[RunSpec]:
     ]
 
 
-def _compare(results, a, b, claim, title, noise_floor=0.01) -> Section:
+def _compare(results, a, b, claim, title) -> Section:
     va = mean_std(final(r.record, "val_acc") for r in results.select(variant=a))
     vb = mean_std(final(r.record, "val_acc") for r in results.select(variant=b))
-    gap = va[0] - vb[0]
-    noise = max(noise_floor, va[1], vb[1])
-    verdict = SUPPORTED if gap > noise else NOT_SUPPORTED if gap < -noise else INCONCLUSIVE
+    seeds = len(results.select(variant=a))
+    verdict, gap, noise = compare(va, vb, val_size(results), seeds)
     return Section(
         title,
         claim,
         verdict,
-        f"Final validation accuracy: {a} {fmt(*va)}, {b} {fmt(*vb)} (a difference "
-        f"counts when above the spread over seeds and at least 1 point).",
+        f"Final validation accuracy: {a} {fmt(*va)}, {b} {fmt(*vb)}: a gap of "
+        f"{100 * gap:.1f} points against a noise level of {100 * noise:.1f} (the "
+        f"larger of the spread over seeds, the 95% sampling noise of "
+        f"{val_size(results)} validation images, and 1 point).",
     )
 
 

@@ -22,6 +22,13 @@ class Section:
     rows: list[list[str]] = field(default_factory=list)
 
 
+def _rel(path: Path, root: Path | None) -> str:
+    try:
+        return path.relative_to(root).as_posix() if root else path.name
+    except ValueError:
+        return path.as_posix()
+
+
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     if not headers:
         return ""
@@ -29,10 +36,11 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
-def to_markdown(title: str, intro: str, sections: list[Section]) -> str:
+def to_markdown(title: str, intro: str, sections: list[Section], root: Path | None = None) -> str:
+    """Figures are linked relative to `root`, the folder report.md is written to."""
     parts = [f"# {title}\n\n{intro}\n"]
     for s in sections:
-        figs = "".join(f"![{s.title}]({f.name})\n\n" for f in s.figures)
+        figs = "".join(f"![{s.title}]({_rel(f, root)})\n\n" for f in s.figures)
         parts.append(
             f"## {s.title}\n\n**Claim.** {s.claim}\n\n**Verdict: {s.verdict}.** "
             f"{s.evidence}\n\n{figs}{_md_table(s.headers, s.rows)}"
@@ -78,4 +86,4 @@ def to_html(title: str, intro: str, sections: list[Section]) -> str:
 
 def write_experiment_report(out: Path, title: str, intro: str, sections: list[Section]) -> Path:
     atomic_write_text(out / "report.html", to_html(title, intro, sections))
-    return atomic_write_text(out / "report.md", to_markdown(title, intro, sections))
+    return atomic_write_text(out / "report.md", to_markdown(title, intro, sections, out))
