@@ -137,6 +137,33 @@ def bench_one(name, batch_size, data, args, device, ceiling) -> dict:
     return results
 
 
+def bench_synthetic(name, batch_size, args, device, ceiling) -> dict:
+    """ImageNet-size networks at 224x224 on synthetic data: reslab's step only (channels-last,
+    optional compile), images/s and the fraction of the ceiling. There is no data pipeline to
+    compare here, so no baseline ratio."""
+    torch.manual_seed(0)
+    model = create_model(name).to(device)
+    x = torch.randn(batch_size, 3, 224, 224, device=device)
+    y = torch.randint(0, 1000, (batch_size,), device=device)
+    flops = train_flops(model, x)
+    model = model.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if args.compile else model
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    seconds = time_pipeline(
+        itertools.repeat((x, y)), make_step(step_model, opt), args.steps, args.repeats, device
+    )
+    return {
+        "model": name,
+        "batch_size": batch_size,
+        "input": 224,
+        "reslab_images_per_s": batch_size / seconds,
+        "train_gflop_per_step": flops / 1e9,
+        "reslab_gflops": flops / seconds / 1e9,
+        "ceiling_fraction": flops / seconds / 1e9 / ceiling,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["resnet20"])
@@ -148,6 +175,14 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--compile", action="store_true", help="torch.compile reslab's model")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument(
+        "--imagenet",
+        nargs="*",
+        default=[],
+        metavar="MODEL",
+        help="also time these ImageNet-size models at 224x224 on synthetic data",
+    )
+    p.add_argument("--imagenet-batch", type=int, default=32)
     p.add_argument("--json")
     args = p.parse_args()
     device = torch.device(args.device)
