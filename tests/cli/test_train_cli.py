@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from tests.hostile import write_pickle_payload_checkpoint
+
 FAST = [
     "--dataset",
     "cifar10-sample",
@@ -108,7 +110,7 @@ def _a_sample_jpeg() -> bytes:
 def test_user_errors_of_the_other_commands(tmp_path, data_dir, trained, command, needle):
     (tmp_path / "notes.txt").write_text("hello")
     hostile = tmp_path / "hostile.pt"
-    _write_hostile_checkpoint(hostile, tmp_path / "PWNED")
+    write_pickle_payload_checkpoint(hostile, tmp_path / "PWNED")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((trained / "checkpoints" / "last.pt").read_bytes()[:5000])
     names = dict(
@@ -123,23 +125,6 @@ def test_user_errors_of_the_other_commands(tmp_path, data_dir, trained, command,
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert not (tmp_path / "PWNED").exists()
-
-
-def _write_hostile_checkpoint(path, marker):
-    import pickle
-    import zipfile
-
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    # torch's zip layout with a data.pkl whose unpickling would create the marker file.
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr(
-            "archive/data.pkl",
-            pickle.dumps({"format": "reslab-checkpoint", "x": Payload()}, protocol=2),
-        )
-        z.writestr("archive/version", "3\n")
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """Checkpoints: atomic writes, refusal of hostile files, clear errors for broken ones."""
 
 import errno
-import pickle
-import zipfile
 
 import pytest
 import torch
@@ -10,6 +8,7 @@ import torch
 from reslab.errors import CheckpointError
 from reslab.io import atomic_write
 from reslab.train.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from tests.hostile import write_pickle_payload_checkpoint
 
 
 def test_round_trip(tmp_path):
@@ -35,22 +34,9 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left behind
 
 
-def _hostile(path, marker):
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr(
-            "archive/data.pkl",
-            pickle.dumps({"format": "reslab-checkpoint", "x": Payload()}, protocol=2),
-        )
-        z.writestr("archive/version", "3\n")
-
-
 def test_pickle_payload_is_refused_and_never_runs(tmp_path):
     path, marker = tmp_path / "evil.pt", tmp_path / "PWNED"
-    _hostile(path, marker)
+    write_pickle_payload_checkpoint(path, marker)
     with pytest.raises(CheckpointError, match="refused to load"):
         load_checkpoint(path)
     assert not marker.exists()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -14,34 +12,14 @@ import torch
 from torch import nn
 
 from reslab.errors import UserError
+from reslab.io import atomic_path
 
 
 def _atomic_export(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Run `write(tmp_name)` in the target folder, fsync, then rename: a crash leaves no half file.
-
-    (reslab.io does the same for file objects, but models/ may not import it; the exporters
-    below want a file name.)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # the rename is durable once the folder entry is
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return path
+    """Run `write(tmp_name)` beside `path`, then fsync and rename: a crash leaves no half file."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
+    return Path(path)
 
 
 @contextlib.contextmanager
