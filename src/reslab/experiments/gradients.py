@@ -89,6 +89,27 @@ def _plot(stats, depth, key, when, out, ylabel):
     return save_figure(fig, out)
 
 
+def _explosion(stats, deep: int) -> Section:
+    plain = gradient_ratio(stats[("plain", "batchnorm", deep)]["init"])
+    residual = gradient_ratio(stats[("resnet", "batchnorm", deep)]["init"])
+    if plain > 1 / VANISH and plain > 10 * residual:
+        verdict = SUPPORTED
+    elif plain <= residual:
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = INCONCLUSIVE
+    return Section(
+        "With BN but without skips, gradients explode towards the input",
+        "At initialization, batch normalization in a deep plain network makes the gradient grow "
+        "geometrically towards the input (Yang et al. 2019, arXiv:1902.08129); skip connections "
+        "tame it.",
+        verdict,
+        f"First/last conv gradient-norm ratio at initialization, depth {deep}: plain with BN "
+        f"{plain:.3g}, residual with BN {residual:.3g} ('explode' means above {1 / VANISH:g} "
+        f"and at least 10x the residual net's).",
+    )
+
+
 def analyze(results, out) -> list[Section]:
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -138,6 +159,7 @@ def analyze(results, out) -> list[Section]:
         for d in DEPTHS
     ]
     return [
+        _explosion(stats, deep),
         Section(
             "Without skips and BN, gradients vanish towards the input",
             "In a deep plain network without normalization the gradient shrinks layer by layer "
@@ -149,7 +171,7 @@ def analyze(results, out) -> list[Section]:
             figures=figs,
             headers=["network", "norm", "first/last grad norm at init", f"after {STEPS} steps"],
             rows=rows,
-        )
+        ),
     ]
 
 
