@@ -336,6 +336,14 @@ def _add_experiment(sub) -> None:
     p.add_argument("--dataset", help="data set instead of the budget's")
     p.add_argument("--seeds", type=int, default=1, help="repeats of each run (mean ± std)")
     p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N runs of the grid side by side, each its own process (one per GPU "
+        "when there are GPUs; else the CPU cores are shared)",
+    )
     p.set_defaults(func=_cmd_experiment)
 
 
@@ -351,9 +359,13 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         )
     if args.seeds < 1:
         raise UserError("--seeds must be >= 1")
+    if args.parallel < 1:
+        raise UserError("--parallel must be >= 1")
     experiment, budget = EXPERIMENTS[args.name], get_budget(args.budget)
     out = Path(args.out or f"runs/experiments/{args.name}-{args.budget}")
-    results = run_experiment(experiment, budget, out, args.dataset, args.seeds)
+    results = run_experiment(
+        experiment, budget, out, args.dataset, args.seeds, parallel=args.parallel
+    )
     sections = experiment.analyze(results, out)
     intro = (
         f"{experiment.summary} Budget `{budget.name}`: {budget.note}. Data set "

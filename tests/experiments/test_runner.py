@@ -76,3 +76,15 @@ def test_every_experiment_builds_a_unique_grid_at_every_budget():
             assert len({s.name for s in specs}) == len(specs) > 0
             for s in specs:  # every run's config is valid before anything trains
                 build_config(budget.overrides, {"epochs": budget.epochs}, s.overrides)
+
+
+def test_parallel_runs_side_by_side_in_their_own_processes(tmp_path):
+    logs = []
+    results = run_experiment(EXP, TINY, tmp_path, seeds=1, log=logs.append, parallel=2)
+    assert [r.status for r in results.runs] == ["done", "diverged"]
+    assert results.runs[0].record.summary["steps"] == 3
+    assert results.runs[1].diverged_at >= 1
+    assert sum("started" in m for m in logs) == 2
+    again = run_experiment(EXP, TINY, tmp_path, seeds=1, log=logs.append, parallel=2)
+    assert "2 of 2 runs done; 0 to run" in logs[-1] or any("0 to run" in m for m in logs)
+    assert [r.status for r in again.runs] == ["done", "diverged"]
