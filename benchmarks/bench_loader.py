@@ -84,12 +84,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, help="torch threads of this process (default: torch's)")
     p.add_argument("--json", help="also write the results here")
     return p.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.threads:  # DataLoader workers use one thread each whatever this says
+        torch.set_num_threads(args.threads)
     data = load_dataset(args.data, args.data_dir)
     device = torch.device(args.device)
     ours = DeviceLoader(data.train, batch_size=args.batch_size, mean=data.mean, std=data.std,
@@ -113,7 +116,10 @@ def main() -> None:
         "ratio": timings["reslab"] / timings["dataloader"],
     }
     m = result["machine"]
-    print(f"{m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']}, device {m['device']}")
+    print(
+        f"{m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']} ({m['torch_threads']} "
+        f"threads), device {m['device']}"
+    )
     print(f"data {data.name}: {len(data.train):,} training images, batch {args.batch_size}")
     print(f"reslab DeviceLoader ({device.type}):      {timings['reslab']:>10,.0f} images/s")
     print(f"DataLoader ({args.workers} workers, PIL):    {timings['dataloader']:>10,.0f} images/s")

@@ -1,38 +1,67 @@
-"""Fixtures: real CIFAR-10 JPEG bytes from the shipped sample, written out as folder trees."""
+"""Fixtures: real CIFAR-10 JPEG bytes from the shipped sample, written out as folder trees; the
+sample decoded once per session; small crafted image sets."""
 
+from __future__ import annotations
+
+import functools
+import io
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file
+import torch
 
-from reslab.data.sources import SAMPLE_FILE
-
-
-def sample_jpegs(split: str = "train") -> list[tuple[int, bytes]]:
-    t = load_file(str(SAMPLE_FILE))
-    raw = t[f"{split}_jpeg"].numpy().tobytes()
-    bounds = t[f"{split}_offsets"].tolist()
-    labels = t[f"{split}_labels"].tolist()
-    return [(labels[i], raw[bounds[i] : bounds[i + 1]]) for i in range(len(labels))]
-
+from reslab.data import ImageSet, load_dataset
+from reslab.data.shipped import SAMPLE_FILE, unpack_jpegs
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
+@functools.cache
+def sample_jpegs(split: str = "train") -> dict[str, list[bytes]]:
+    """Class name -> the shipped sample's original JPEG files of that class."""
+    from safetensors.torch import load_file
+
+    t = load_file(str(SAMPLE_FILE))
+    blobs = unpack_jpegs(t[f"{split}_jpeg"], t[f"{split}_offsets"])
+    by_class: dict[str, list[bytes]] = {name: [] for name in CLASSES}
+    for label, data in zip(t[f"{split}_labels"].tolist(), blobs, strict=True):
+        by_class[CLASSES[label]].append(data)
+    return by_class
+
+
 def write_tree(root: Path, per_class: int = 6, classes=("cat", "dog", "ship"), test_name="test"):
-    """root/train/<class>/*.jpg and root/<test_name>/<class>/*.jpg from real sample images."""
-    by_class: dict[int, list[bytes]] = {}
-    for label, data in sample_jpegs():
-        by_class.setdefault(label, []).append(data)
-    for split, count in (("train", per_class), (test_name, max(2, per_class // 2))):
+    """root/train/<class>/NNNN.jpg and root/<test_name>/<class>/NNNN.jpg of real CIFAR-10 JPEGs."""
+    jpegs = sample_jpegs()
+    for split, count, offset in (("train", per_class, 0), (test_name, per_class // 2, per_class)):
         for name in classes:
             folder = root / split / name
             folder.mkdir(parents=True)
-            for i, data in enumerate(by_class[CLASSES.index(name)][:count]):
+            for i, data in enumerate(jpegs[name][offset : offset + count]):
                 (folder / f"{i:04d}.jpg").write_bytes(data)
     return root
 
 
+def png_bytes(array, mode: str | None = None) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 @pytest.fixture
 def tree(tmp_path):
+    """18 training and 9 test images of 3 classes; data_dir is tmp_path / 'dd'."""
     return write_tree(tmp_path / "imgs")
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """The shipped sample, decoded once for the whole session."""
+    return load_dataset("cifar10-sample", tmp_path_factory.mktemp("sample-cache"))
+
+
+def index_set(n: int = 50, c: int = 3, h: int = 8, w: int = 8) -> ImageSet:
+    """Images whose pixels differ from image to image, labels = image number."""
+    images = torch.arange(n * c * h * w, dtype=torch.int64).remainder(251).to(torch.uint8)
+    return ImageSet(images.view(n, c, h, w).contiguous(), torch.arange(n))

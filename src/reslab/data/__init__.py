@@ -1,4 +1,5 @@
-"""Data: sources, the shipped CIFAR-10 sample, the on-disk cache and the device-resident loader."""
+"""Data: sources (torchvision sets, the shipped CIFAR-10 sample, image folders), the on-disk
+cache, the validation split and the device-resident loader. See docs/data.md."""
 
 from reslab.data.decode import read_image
 from reslab.data.loader import DeviceLoader

@@ -1,12 +1,16 @@
-"""The decoded-data cache: one safetensors file per source, keyed by a fingerprint of its files.
+"""The decoded-data cache: one safetensors file per source under DATA_DIR/cache/, holding the
+uint8 splits, and in its header the source's fingerprint (key), classes, mean/std and checksums.
 
-safetensors holds only raw tensors and a JSON header, so reading a cache never runs code. A
-file that fails to parse or to match its own checksums is rebuilt, with a warning.
+safetensors holds raw tensors and a JSON header only, so reading a cache never runs code. A file
+that fails to parse, or to match its checksums and shapes, is rebuilt with a warning; a cache of
+another key (the source changed) is silently overwritten. Writes are atomic (reslab.io).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import warnings
 import zlib
@@ -19,69 +23,109 @@ from safetensors.torch import load_file, save
 from reslab.data.sets import DataSplits, ImageSet
 from reslab.io import atomic_write
 
-FORMAT_VERSION = "1"
+FORMAT = "reslab-data-cache/2"
+_SPLITS = ("train", "test")
 
 
-def cache_path(data_dir: Path, name: str, key: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-60:].strip("_")
-    return data_dir / "cache" / f"{safe}-{key[:16]}.safetensors"
+def cache_path(data_dir: Path, name: str) -> Path:
+    """One file per source name, readable by people: the name's tail plus a hash of all of it."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-48:].strip("_.")
+    return (
+        data_dir / "cache" / f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:12]}.safetensors"
+    )
 
 
-def _checksums(splits: DataSplits) -> list[int]:
-    # CRC-32 reads the 180 MB of full CIFAR-10 in about 0.06 s: cheap enough for every load.
-    return [
-        zlib.crc32(t.contiguous().view(-1).view(torch.uint8).numpy())
-        for s in (splits.train, splits.test)
-        for t in (s.images, s.labels)
-    ]
+def _checksums(tensors: dict[str, torch.Tensor]) -> dict[str, int]:
+    # CRC-32 catches flipped or zeroed bytes; about 0.15 s over full CIFAR-10's 184 MB here.
+    return {
+        k: zlib.crc32(t.contiguous().view(-1).view(torch.uint8).numpy()) for k, t in tensors.items()
+    }
+
+
+def _tensors(splits: DataSplits) -> dict[str, torch.Tensor]:
+    return {
+        f"{s}_{part}": getattr(getattr(splits, s), part).contiguous()
+        for s in _SPLITS
+        for part in ("images", "labels")
+    }
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_cache(path: Path, splits: DataSplits, key: str) -> None:
-    tensors = {
-        "train_images": splits.train.images,
-        "train_labels": splits.train.labels,
-        "test_images": splits.test.images,
-        "test_labels": splits.test.labels,
-    }
+    """Write atomically; a data dir that cannot be written only costs the cache (a warning)."""
+    tensors = _tensors(splits)
     meta = {
-        "format": FORMAT_VERSION,
+        "format": FORMAT,
         "key": key,
         "name": splits.name,
         "classes": json.dumps(splits.classes),
         "mean": json.dumps(splits.mean),
         "std": json.dumps(splits.std),
         "skipped": str(splits.skipped),
-        "checksums": json.dumps(_checksums(splits)),
+        "checksums": json.dumps(_checksums(tensors)),
     }
     try:
         atomic_write(path, lambda f: f.write(save(tensors, metadata=meta)))
-    except OSError as e:  # a read-only data dir still trains, just without a cache
-        warnings.warn(f"could not write the data cache {path}: {e.strerror}", stacklevel=2)
+        os.chmod(path, 0o666 & ~_umask())  # mkstemp made it 0600: others sharing DATA_DIR read it
+    except OSError as e:
+        warnings.warn(
+            f"could not write the data cache {path} ({e.strerror or e}); working without it",
+            stacklevel=3,
+        )
+
+
+def _header(path: Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
+
+
+def _validate(splits: DataSplits, tensors: dict, meta: dict) -> None:
+    """ValueError unless the tensors are the ones written: checksums, dtypes, shapes, labels."""
+    if _checksums(tensors) != json.loads(meta["checksums"]):
+        raise ValueError("checksum mismatch")
+    shapes = {tuple(s.images.shape[1:]) for s in (splits.train, splits.test)}
+    channels = splits.train.images.shape[1]
+    if len(shapes) != 1 or len(splits.mean) != channels or len(splits.std) != channels:
+        raise ValueError("inconsistent shapes")
+    for s in (splits.train, splits.test):
+        if len(s) and not 0 <= int(s.labels.min()) <= int(s.labels.max()) < splits.num_classes:
+            raise ValueError("labels out of range")
 
 
 def read_cache(path: Path, key: str) -> DataSplits | None:
-    if not path.is_file():
+    """The cached splits, or None: no cache, a stale one (other key), or a broken one (warned)."""
+    try:
+        meta = _header(path)
+    except FileNotFoundError:
+        return None
+    except (SafetensorError, OSError, ValueError) as e:
+        return _broken(path, e)
+    if meta.get("format") != FORMAT or meta.get("key") != key:
         return None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("format") != FORMAT_VERSION or meta.get("key") != key:
-            return None
-        t = load_file(str(path))
+        tensors = load_file(str(path))  # memory-mapped: pages are read as they are used
         splits = DataSplits(
             name=meta["name"],
-            train=ImageSet(t["train_images"], t["train_labels"]),
-            test=ImageSet(t["test_images"], t["test_labels"]),
+            train=ImageSet(tensors["train_images"], tensors["train_labels"]),
+            test=ImageSet(tensors["test_images"], tensors["test_labels"]),
             classes=json.loads(meta["classes"]),
             mean=tuple(json.loads(meta["mean"])),
             std=tuple(json.loads(meta["std"])),
             skipped=int(meta["skipped"]),
         )
-        if _checksums(splits) != json.loads(meta["checksums"]):
-            raise ValueError("checksum mismatch")
-        return splits
-    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as e:
-        warnings.warn(
-            f"data cache {path} is unreadable ({str(e)[:80]}); rebuilding it", stacklevel=2
-        )
-        return None
+        _validate(splits, tensors, meta)
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        return _broken(path, e)
+    return splits
+
+
+def _broken(path: Path, error: Exception) -> None:
+    warnings.warn(
+        f"data cache {path} is unreadable ({str(error)[:80]}); rebuilding it", stacklevel=3
+    )
+    return None

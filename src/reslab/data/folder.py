@@ -1,17 +1,41 @@
-"""Image-folder trees: ROOT/train/<class>/*.jpg|png and ROOT/test/<class>/ (or val/)."""
+"""Image-folder trees: ROOT/train/<class>/*.jpg|png and ROOT/test/<class>/ (or val/), decoded
+into uint8 tensors with labels in sorted class-name order."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from reslab.data.decode import IMAGE_SUFFIXES, decode_many, header_info
+from reslab.data.decode import (
+    IMAGE_SUFFIXES,
+    common_channels,
+    decode_images,
+    parse_header,
+    screen,
+)
 from reslab.data.sets import ImageSet
 from reslab.errors import DataError
+
+LAYOUT = "train/<class>/ and test/<class>/ (or val/<class>/) folders of JPEG or PNG images"
+
+
+@dataclass
+class Tree:
+    """A checked folder tree: class name -> image files, per split, and their fingerprint."""
+
+    root: Path
+    train: dict[str, list[str]]  # paths as strings: 60,000 Path objects cost 0.5 s
+    test: dict[str, list[str]]
+    fingerprint: str = field(repr=False)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.train)
 
 
 def find_root(path: str | Path) -> Path:
@@ -19,18 +43,14 @@ def find_root(path: str | Path) -> Path:
     as `tar xzf cifar10-jpeg.tar.gz` leaves cifar10/train/..."""
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
-        raise DataError(f"data folder not found: {root}")
+        raise DataError(f"data folder not found: {root}; folder:PATH needs a folder with {LAYOUT}")
     if not (root / "train").is_dir():
         inner = [p for p in root.iterdir() if p.is_dir() and (p / "train").is_dir()]
-        if len(inner) == 1:
-            root = inner[0]
+        root = inner[0] if len(inner) == 1 else root
     if not (root / "train").is_dir():
-        raise DataError(
-            f"{root} has no train/ subfolder; expected train/<class>/ and "
-            "test/<class>/ (or val/<class>/) holding JPEG or PNG images"
-        )
+        raise DataError(f"{root} has no train/ subfolder; expected {LAYOUT}")
     if _test_dir(root) is None:
-        raise DataError(f"{root} has no test/ or val/ subfolder next to train/")
+        raise DataError(f"{root} has no test/ or val/ subfolder next to train/; expected {LAYOUT}")
     return root
 
 
@@ -38,88 +58,151 @@ def _test_dir(root: Path) -> Path | None:
     return next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
 
 
-def _listing(split_dir: Path) -> dict[str, list[os.DirEntry]]:
-    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+def _visible(entry: os.DirEntry) -> bool:
+    # Hidden entries are never data: .ipynb_checkpoints/, macOS's ._name.jpg resource forks.
+    return not entry.name.startswith(".")
+
+
+def _class_files(split_dir: Path) -> dict[str, list[os.DirEntry]]:
+    """Class name -> its image files by name (sorted); DataError for an empty tree or class."""
+    with os.scandir(split_dir) as it:
+        classes = sorted(e.name for e in it if e.is_dir() and _visible(e))
     if not classes:
-        raise DataError(f"{split_dir} has no class subfolders")
+        raise DataError(
+            f"{split_dir} has no class subfolders; put its images in {split_dir}/<class>/"
+        )
     listing = {}
     for name in classes:
-        files = sorted(
-            (
+        with os.scandir(split_dir / name) as it:
+            files = [
                 e
-                for e in os.scandir(split_dir / name)
-                if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES
-            ),
-            key=lambda e: e.name,
-        )
+                for e in it
+                if _visible(e)
+                and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
+                and e.is_file()
+            ]
         if not files:
-            raise DataError(f"class folder {split_dir / name} holds no JPEG or PNG images")
-        listing[name] = files
+            raise DataError(
+                f"class folder {split_dir / name} holds no JPEG or PNG images; add "
+                "some or remove the folder"
+            )
+        listing[name] = sorted(files, key=lambda e: e.name)
     return listing
 
 
-def scan(root: Path) -> tuple[dict, dict, str]:
-    """Both splits' listings and a fingerprint of every file's name, size and mtime."""
-    train, test = _listing(root / "train"), _listing(_test_dir(root))
-    if set(train) != set(test):
-        only_train = sorted(set(train) - set(test))
-        only_test = sorted(set(test) - set(train))
-        raise DataError(
-            f"train and test classes differ in {root}: only in train {only_train}, "
-            f"only in test {only_test}"
-        )
-    digest = hashlib.sha256()
-    for split in (train, test):
-        for name, entries in split.items():
+def _fingerprint(listings: dict[str, dict[str, list[os.DirEntry]]]) -> str:
+    """A digest of every image file's path, size and mtime: a changed tree changes it.
+    One stat per file (DirEntry caches it): about 0.35 s for CIFAR-10's 60,000 files."""
+    lines = []
+    for split, listing in listings.items():
+        for name, entries in listing.items():
             for e in entries:
                 st = e.stat()
-                digest.update(f"{name}/{e.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return train, test, digest.hexdigest()
+                lines.append(f"{split}/{name}/{e.name}\0{st.st_size}\0{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _channels(blobs: list[bytes]) -> int:
-    """1 if every image is grayscale, else 3."""
-    gray = all((info := header_info(b)) is not None and info[3] == 1 for b in blobs)
-    return 1 if gray else 3
+def scan(path: str | Path) -> Tree:
+    """Find, list and fingerprint a tree, checking that train and test have the same classes."""
+    try:
+        return _scan(path)
+    except OSError as e:  # an unreadable folder, a file vanishing mid-scan
+        raise DataError(f"cannot read {e.filename}: {e.strerror}; check its permissions") from None
+
+
+def _scan(path: str | Path) -> Tree:
+    root = find_root(path)
+    train, test = _class_files(root / "train"), _class_files(_test_dir(root))
+    if set(train) != set(test):
+        only_train = ", ".join(sorted(set(train) - set(test))) or "none"
+        only_test = ", ".join(sorted(set(test) - set(train))) or "none"
+        raise DataError(
+            f"train and test classes differ in {root}: only in train: {only_train}; "
+            f"only in test: {only_test}; give both the same class folders"
+        )
+    fingerprint = _fingerprint({"train": train, "test": test})
+    return Tree(root, _paths(train), _paths(test), fingerprint)
+
+
+def _paths(listing: dict[str, list[os.DirEntry]]) -> dict[str, list[str]]:
+    return {name: [e.path for e in entries] for name, entries in listing.items()}
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:  # twice as fast here as torchvision.io.read_file
+            return f.read()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}; check its permissions") from None
+
+
+@dataclass
+class _Split:
+    images: ImageSet
+    channels: int
+    skipped: list[str]  # unreadable images left out (skip_corrupt)
+    ignored: list[str]  # image-named files whose contents are not JPEG or PNG
 
 
 def load_split(
-    listing: dict[str, list[os.DirEntry]],
-    classes: list[str],
-    channels: int | None,
-    skip_corrupt: bool,
-) -> tuple[ImageSet, int, int]:
-    """Decode one split; returns (images, channels used, files skipped)."""
-    paths = [Path(e.path) for name in classes for e in listing[name]]
-    labels = [i for i, name in enumerate(classes) for _ in listing[name]]
-    blobs = [p.read_bytes() for p in paths]
-    channels = channels or _channels(blobs)
-    images, kept = decode_many(paths, blobs, channels, skip_corrupt)
-    if not images:
-        raise DataError(f"no readable images in {paths[0].parent.parent}")
-    size = images[0].shape[1:]
-    for img, i in zip(images, kept, strict=True):
-        if img.shape[1:] != size:
+    files: dict[str, list[str]], classes: list[str], channels: int | None, skip_corrupt: bool
+) -> _Split:
+    """Decode one split; `channels` None picks 1 if every image is grayscale, else 3."""
+    paths = [p for name in classes for p in files[name]]
+    labels = [i for i, name in enumerate(classes) for _ in files[name]]
+    blobs = [_read(p) for p in paths]
+    headers = [parse_header(b) for b in blobs]
+    images = [i for i, h in enumerate(headers) if h is not None]
+    ignored = [paths[i] for i, h in enumerate(headers) if h is None]
+    good = [
+        images[j]
+        for j in screen([paths[i] for i in images], [headers[i] for i in images], skip_corrupt)
+    ]
+    _check_classes(classes, [labels[i] for i in good], files)
+    good_headers = [headers[i] for i in good]
+    channels = channels or common_channels(good_headers)
+    tensor, kept = decode_images(
+        [paths[i] for i in good], [blobs[i] for i in good], good_headers, channels, skip_corrupt
+    )
+    kept = [good[j] for j in kept]
+    _check_classes(classes, [labels[i] for i in kept], files)
+    skipped = sorted(set(images) - set(kept))
+    label_tensor = torch.tensor([labels[i] for i in kept], dtype=torch.int64)
+    return _Split(ImageSet(tensor, label_tensor), channels, [paths[i] for i in skipped], ignored)
+
+
+def _check_classes(classes: list[str], labels: list[int], files: dict[str, list[str]]) -> None:
+    """DataError for a class left without images once unreadable and non-image files are out."""
+    present = set(labels)
+    for i, name in enumerate(classes):
+        if i not in present:
+            folder = os.path.dirname(files[name][0])
             raise DataError(
-                f"{paths[i]} is {img.shape[2]}x{img.shape[1]} but the others are "
-                f"{size[1]}x{size[0]}; all images must share one size"
+                f"class folder {folder} holds no readable JPEG or PNG images; add "
+                "some or remove the folder"
             )
-    skipped = len(paths) - len(kept)
-    return ImageSet(torch.stack(images), torch.tensor([labels[i] for i in kept])), channels, skipped
 
 
-def load_folder(root: Path, skip_corrupt: bool, scanned=None):
-    """(train, test, classes, skipped) from a folder tree already checked by find_root."""
-    train_list, test_list, _ = scanned or scan(root)
-    classes = list(train_list)
-    train, channels, skipped_train = load_split(train_list, classes, None, skip_corrupt)
-    test, _, skipped_test = load_split(test_list, classes, channels, skip_corrupt)
-    if test.images.shape[1:] != train.images.shape[1:]:
+def _warn(paths: list[str], root: Path, what: str) -> None:
+    if paths:
+        message = what.format(n=len(paths))
+        warnings.warn(f"{message} in {root} (e.g. {paths[0]})", stacklevel=4)
+
+
+def load_tree(tree: Tree, skip_corrupt: bool) -> tuple[ImageSet, ImageSet, list[str], int]:
+    """(train, test, classes, images skipped) of a scanned tree."""
+    train = load_split(tree.train, tree.classes, None, skip_corrupt)
+    test = load_split(tree.test, tree.classes, train.channels, skip_corrupt)
+    if test.images.images.shape[2:] != train.images.images.shape[2:]:
+        h, w = test.images.images.shape[2:]
         raise DataError(
-            f"test images in {root} are {tuple(test.images.shape[1:])}, train images "
-            f"{tuple(train.images.shape[1:])}; they must match"
+            f"test images in {tree.root} are {w}x{h} pixels, train images "
+            f"{train.images.images.shape[3]}x{train.images.images.shape[2]}; they must match "
+            "(reslab does not resize: resize them first)"
         )
-    skipped = skipped_train + skipped_test
-    if skipped:
-        warnings.warn(f"skipped {skipped} unreadable image(s) in {root}", stacklevel=2)
-    return train, test, classes, skipped
+    ignored, skipped = train.ignored + test.ignored, train.skipped + test.skipped
+    _warn(
+        ignored, tree.root, "ignored {n} file(s) named as images whose contents are not JPEG or PNG"
+    )
+    _warn(skipped, tree.root, "skipped {n} unreadable image(s)")
+    return train.images, test.images, tree.classes, len(skipped)

@@ -1,5 +1,13 @@
-"""The device-resident loader: the whole split lives on the training device as uint8, and every
-batch is gathered, augmented and normalized there with batched tensor ops."""
+"""The device-resident loader: the whole uint8 split lives on the training device, and every
+batch is gathered, augmented and normalized there with batched tensor ops.
+
+Randomness is a pure function of (seed, epoch, batch index): the permutation comes from a
+generator seeded with (seed, epoch), the augmentation of global batch k from one seeded with
+(seed, epoch, k). So `iter_epoch(e, start_batch=k)` yields exactly batches k.. of epoch e, and
+with world_size ranks of batch b each, the ranks' batches k together are exactly batch k of one
+process with batch world_size * b. Streams differ between CPU and CUDA generators: resume on the
+device type a run started on.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +15,38 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from reslab.data.augment import batch_crop, batch_cutout, batch_flip, normalize
+from reslab.data.augment import crop_flip, cutout, draw, make_store, normalize
 from reslab.data.sets import ImageSet
 
-_MASK = (1 << 63) - 1
+_PERMUTATION, _AUGMENTATION = 1, 2  # stream tags, so the two never share a seed
+_U64 = (1 << 64) - 1
 
 
 def _mix(*values: int) -> int:
-    """A 63-bit seed from several integers (splitmix64 steps), so that (seed, epoch, batch)
-    triples that differ a little give unrelated random streams."""
+    """A 63-bit seed from several integers (splitmix64 finalizer steps, Steele et al. 2014), so
+    nearby (seed, epoch, batch) tuples give unrelated streams."""
     h = 0x9E3779B97F4A7C15
     for v in values:
-        h = (h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h = (h ^ (h >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
-    return h & _MASK
+        h = ((h ^ (v & _U64)) * 0xBF58476D1CE4E5B9) & _U64
+        h = ((h ^ (h >> 31)) * 0x94D049BB133111EB) & _U64
+        h ^= h >> 29
+    return h >> 1
+
+
+def _check_args(data, batch_size, mean, std, crop_padding, cutout_size, rank, world_size):
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside world_size {world_size}")
+    if crop_padding < 0 or cutout_size < 0:
+        raise ValueError(f"crop_padding and cutout must be >= 0, got {crop_padding}, {cutout_size}")
+    channels = data.images.shape[1]
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise ValueError(f"mean and std need {channels} values (std > 0), got {mean}, {std}")
 
 
 class DeviceLoader:
-    """Batches of (normalized float images, int64 labels) on `device`.
-
-    Every random choice of a batch is a function of (seed, epoch, batch index, rank) alone, so
-    `iter_epoch(e, start_batch=k)` yields exactly batches k.. of epoch e: resume is exact.
-    """
+    """Batches of (normalized images in `dtype`, int64 labels) on `device`."""
 
     def __init__(
         self,
@@ -49,34 +67,54 @@ class DeviceLoader:
         rank: int = 0,
         world_size: int = 1,
     ):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        _check_args(data, batch_size, mean, std, crop_padding, cutout, rank, world_size)
         self.device = torch.device(device)
-        self.images = data.images.to(self.device)  # uint8 stays uint8: 4x less memory
-        self.labels = data.labels.to(self.device)
         self.batch_size, self.train, self.seed = batch_size, train, seed
+        self.rank, self.world_size = rank, world_size
         self.drop_last = train if drop_last is None else drop_last
         self.crop_padding = crop_padding if train else 0
         self.flip, self.cutout = flip and train, cutout if train else 0
         self.channels_last, self.dtype = channels_last, dtype
-        self.rank, self.world_size = rank, world_size
-        self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
-        self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
+        self.image_size = tuple(data.images.shape[2:])
+        # Host-device syncs, here only: the copies of the split (uint8: 4x less than float)
+        # and of mean/std to the device. Batches need none.
+        images = data.images.to(self.device)
+        self._store = make_store(images, self.crop_padding, mirror=self.flip)
+        self._n = len(images)
+        self.labels = data.labels.to(self.device)
+        scale = 1 / (255 * torch.tensor(std, dtype=torch.float64))
+        shift = -torch.tensor(mean, dtype=torch.float64) / torch.tensor(std, dtype=torch.float64)
+        self._scale = scale.float().view(1, -1, 1, 1).to(self.device)
+        self._shift = shift.float().view(1, -1, 1, 1).to(self.device)
         self.epoch = 0
+
+    # Sharding: global batch k is order[k*G : (k+1)*G] with G = world_size * batch_size; rank r
+    # takes its r-th contiguous share. Only a partial last global batch (drop_last=False) can
+    # leave a rank without a batch, and then only when it holds fewer samples than ranks.
+
+    def _global_count(self) -> int:
+        n, g = len(self.labels), self.batch_size * self.world_size
+        return n // g if self.drop_last else -(-n // g)
+
+    def _span(self, k: int) -> tuple[int, int]:
+        """This rank's [start, stop) inside global batch k, relative to the batch's start."""
+        g = self.batch_size * self.world_size
+        size = min(g, len(self.labels) - k * g)
+        share = -(-size // self.world_size)
+        start = min(self.rank * share, size)
+        return start, min(start + share, size)
+
+    def __len__(self) -> int:
+        """Batches per epoch for this rank."""
+        count = self._global_count()
+        if count and self._span(count - 1)[0] == self._span(count - 1)[1]:
+            return count - 1  # a rank with no share of a partial last batch
+        return count
 
     @property
     def num_samples(self) -> int:
-        n = len(self.labels)
-        if self.drop_last:
-            return (n // (self.batch_size * self.world_size)) * self.batch_size
-        return len(range(self.rank, n, self.world_size))
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return -(-self.num_samples // self.batch_size)
+        """Samples this rank sees per epoch."""
+        return sum(b - a for a, b in map(self._span, range(len(self))))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -88,36 +126,36 @@ class DeviceLoader:
         return torch.Generator(device=self.device).manual_seed(_mix(self.seed, *key))
 
     def _order(self, epoch: int) -> torch.Tensor:
-        """This rank's sample indices for the epoch; the same permutation on every rank."""
+        """The epoch's sample order, the same on every rank."""
         n = len(self.labels)
-        if self.train:
-            order = torch.randperm(n, generator=self._generator(epoch), device=self.device)
-        else:
-            order = torch.arange(n, device=self.device)
-        if self.drop_last:
-            order = order[
-                : (n // (self.batch_size * self.world_size)) * self.batch_size * self.world_size
-            ]
-        return order[self.rank :: self.world_size]
+        if not self.train:
+            return torch.arange(n, device=self.device)
+        gen = self._generator(_PERMUTATION, epoch)
+        return torch.randperm(n, generator=gen, device=self.device)
 
     def iter_epoch(
         self, epoch: int, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's batches start_batch.. of `epoch`. No host-device sync in the loop: on
+        CUDA the batches are queued as fast as the consumer takes them."""
+        if start_batch < 0:
+            raise ValueError(f"start_batch must be >= 0, got {start_batch}")
         order = self._order(epoch)
-        for b in range(start_batch, len(self)):
-            index = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self._batch(index, epoch, b)
+        g = self.batch_size * self.world_size
+        for k in range(start_batch, len(self)):
+            start, stop = self._span(k)
+            index = order[k * g + start : k * g + stop]
+            params = draw(
+                self._generator(_AUGMENTATION, epoch, k),
+                min(g, len(order) - k * g),
+                self.crop_padding,
+                self.flip,
+                self.image_size,
+            )
+            yield self._batch(index, params.slice(start, stop))
 
-    def _batch(self, index: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.images[index]
-        if self.train and (self.crop_padding or self.flip or self.cutout):
-            gen = self._generator(epoch, b, self.rank, 1)
-            x = batch_crop(x, self.crop_padding, gen)
-            if self.flip:
-                x = batch_flip(x, gen)
-        x = normalize(x, self._mean, self._std, self.dtype)
-        if self.cutout:
-            x = batch_cutout(x, self.cutout, gen)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+    def _batch(self, index: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
+        x = crop_flip(self._store, self._n, index, params, self.image_size)
+        x = normalize(x, self._scale, self._shift, self.dtype, self.channels_last)
+        x = cutout(x, self.cutout, params.cy, params.cx)
         return x, self.labels[index]
