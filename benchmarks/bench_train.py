@@ -90,7 +90,7 @@ def bench_one(name, batch_size, data, args, device, ceiling) -> dict:
         ]
     )
     loader = DataLoader(
-        PILDataset(data.train.images, data.train.labels, tf),
+        PILDataset(data.train, tf),
         batch_size=batch_size,
         shuffle=True,
         drop_last=True,
