@@ -78,6 +78,7 @@ def test_every_experiment_builds_a_unique_grid_at_every_budget():
                 build_config(budget.overrides, {"epochs": budget.epochs}, s.overrides)
 
 
+@pytest.mark.slow
 def test_parallel_runs_side_by_side_in_their_own_processes(tmp_path):
     logs = []
     results = run_experiment(EXP, TINY, tmp_path, seeds=1, log=logs.append, parallel=2)

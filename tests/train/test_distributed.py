@@ -76,6 +76,7 @@ def test_two_processes_match_one_with_groupnorm(tmp_path, data_dir):
     assert abs(s1["test_acc"] - s2["test_acc"]) <= 0.002  # evaluation sharded over ranks
 
 
+@pytest.mark.slow
 def test_batchnorm_differs_boundedly(tmp_path, data_dir):
     """Each rank normalizes with its own half-batch statistics: the trajectories drift apart,
     but stay close over a few steps (docs/distributed.md gives the measured figure)."""
@@ -145,6 +146,7 @@ def test_killed_worker_restarts_from_the_checkpoint(tmp_path, data_dir):
     assert [r["epoch"] for r in rows] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_resume_with_another_process_count(tmp_path, data_dir):
     run = tmp_path / "run"
     r = reslab(

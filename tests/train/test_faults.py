@@ -117,6 +117,7 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_and_no_file_handles_leak(tmp_path, monkeypatch):
     monkeypatch.setenv("RESLAB_DATA", str(tmp_path / "data"))
     torch.set_num_threads(2)
