@@ -12,8 +12,8 @@ from reslab.experiments.analysis import (
     steps_to_target,
     trained,
 )
+from reslab.experiments.figures import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
-from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
 
 NORMS = ("batchnorm", "batchnorm-scratch", "none")
@@ -134,21 +134,16 @@ def _scratch(results) -> Section:
 
 def analyze(results, out) -> list[Section]:
     target, chance = results.budget.target_acc, 0.1
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    figures = figures_dir(out)
     conv = _convergence(results, target)
     for lr in LRS:
         rs = [r for norm in NORMS for r in results.select(norm=norm, lr=lr) if r.seed == 0]
         conv.figures.append(
-            plot_metric(
-                [r.record for r in rs],
-                "val_acc",
+            val_acc_figure(
+                rs,
                 figures / f"val_acc_lr{lr:g}.png",
-                "validation accuracy (%)",
-                transform=lambda a: 100 * a,
-                x="step",
+                f"lr = {lr:g}",
                 labels=[r.spec.group["norm"] for r in rs],
-                title=f"lr = {lr:g}",
             )
         )
     return [conv, _tolerance(results, chance), _scratch(results)]

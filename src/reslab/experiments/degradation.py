@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reslab.experiments.analysis import compare, fmt, mean_std
+from reslab.experiments.figures import figures_dir
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
@@ -67,8 +68,7 @@ def _section(results, kind, deeper_is_worse, claim, title) -> Section:
 
 
 def analyze(results, out) -> list[Section]:
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    figures = figures_dir(out)
     plain = _section(
         results,
         "plain",

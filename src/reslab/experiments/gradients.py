@@ -6,6 +6,7 @@ import torch
 
 from reslab.data import DeviceLoader, load_dataset
 from reslab.experiments.analysis import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from reslab.experiments.figures import figures_dir
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.metrics import gradient_ratio, layer_statistics
 from reslab.models import create_model
@@ -111,8 +112,7 @@ def _explosion(stats, deep: int) -> Section:
 
 
 def analyze(results, out) -> list[Section]:
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    figures = figures_dir(out)
     x, y = _probe_batch(results)
     stats = _stats(results, x, y)
     rows = []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reslab.experiments.analysis import compare, final, fmt, mean_std, val_size
+from reslab.experiments.figures import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
-from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
 
 # name -> (config overrides, learning rates swept on the validation split)
@@ -49,8 +49,7 @@ def best_lr(results, name) -> float:
 
 
 def analyze(results, out) -> list[Section]:
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    figures = figures_dir(out)
     rows, best_runs, scores = [], [], {}
     for name in OPTIMIZERS:
         lr = best_lr(results, name)
@@ -61,15 +60,8 @@ def analyze(results, out) -> list[Section]:
         scores[name] = val
         sweep = ", ".join(f"{x:g}: {fmt(*_val(results, name, x))}" for x in OPTIMIZERS[name][1])
         rows.append([name, f"{lr:g}", fmt(*val), fmt(*test), sweep])
-    fig = plot_metric(
-        [r.record for r in best_runs],
-        "val_acc",
-        figures / "optimizers_val.png",
-        "validation accuracy (%)",
-        transform=lambda a: 100 * a,
-        x="step",
-        labels=[r.spec.name for r in best_runs],
-        title="each optimizer at its best learning rate",
+    fig = val_acc_figure(
+        best_runs, figures / "optimizers_val.png", "each optimizer at its best learning rate"
     )
     momentum, plain = scores["sgd-momentum"], scores["sgd"]
     seeds = len(results.select(optimizer="sgd", lr=OPTIMIZERS["sgd"][1][0]))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reslab.experiments.analysis import compare, final, fmt, mean_std, val_size
+from reslab.experiments.figures import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
-from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
 
 VARIANTS = {
@@ -42,8 +42,7 @@ def _compare(results, a, b, claim, title) -> Section:
 
 
 def analyze(results, out) -> list[Section]:
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    figures = figures_dir(out)
     pre = _compare(
         results,
         "pre-activation",
@@ -73,18 +72,7 @@ def analyze(results, out) -> list[Section]:
         ]
         for r in seed0
     ]
-    pre.figures.append(
-        plot_metric(
-            [r.record for r in seed0],
-            "val_acc",
-            figures / "placement_val.png",
-            "validation accuracy (%)",
-            transform=lambda a: 100 * a,
-            x="step",
-            labels=[r.spec.name for r in seed0],
-            title="block layouts",
-        )
-    )
+    pre.figures.append(val_acc_figure(seed0, figures / "placement_val.png", "block layouts"))
     pre.headers, pre.rows = ["variant", "model", "val acc", "test acc"], rows
     return [pre, relu]
 
