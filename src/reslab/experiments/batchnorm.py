@@ -46,6 +46,10 @@ def _steps(results, norm, target) -> float | None:
     return best
 
 
+def _num(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:g}"
+
+
 def _largest_lr(results, norm, chance):
     ok = [lr for lr in LRS if all(trained(r, chance) for r in results.select(norm=norm, lr=lr))]
     return max(ok) if ok else None
@@ -79,8 +83,7 @@ def _convergence(results, target) -> Section:
         "(Ioffe & Szegedy 2015, Fig. 2).",
         verdict,
         f"Fewest steps to {100 * target:.0f}% validation accuracy over the learning rates: "
-        f"with BN {bn if bn is not None else 'never'}, without "
-        f"{none if none is not None else 'never'}.",
+        f"with BN {_num(bn, 'never')}, without {_num(none, 'never')}.",
         headers=["norm", "lr", f"steps to {100 * target:.0f}% val", "final val acc", "status"],
         rows=rows,
     )
@@ -100,7 +103,8 @@ def _tolerance(results, chance) -> Section:
         "normalization diverges or stalls (Ioffe & Szegedy 2015, Sec. 3.3).",
         verdict,
         f"Largest learning rate that still trains (no divergence, final validation accuracy "
-        f"above 1.5x chance): with BN {bn}, without {none}. Tried: {', '.join(map(str, LRS))}.",
+        f"above 1.5x chance): with BN {_num(bn, 'none')}, without {_num(none, 'none')}. "
+        f"Tried: {', '.join(f'{lr:g}' for lr in LRS)}.",
     )
 
 
