@@ -44,7 +44,10 @@ class PILDataset(Dataset):
         return self.transform(image), self.labels[i]
 
 
-def baseline_loader(data: ImageSet, mean, std, args, device: torch.device) -> DataLoader:
+def baseline_loader(
+    data: ImageSet, mean, std, batch_size: int, workers: int, device: torch.device
+) -> DataLoader:
+    """The tutorial pipeline's DataLoader over `data`."""
     tf = transforms.Compose(
         [
             transforms.RandomCrop(tuple(data.images.shape[2:]), padding=4),
@@ -55,11 +58,11 @@ def baseline_loader(data: ImageSet, mean, std, args, device: torch.device) -> Da
     )
     return DataLoader(
         PILDataset(data, tf),
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         shuffle=True,
         drop_last=True,
-        num_workers=args.workers,
-        persistent_workers=args.workers > 0,
+        num_workers=workers,
+        persistent_workers=workers > 0,
         pin_memory=device.type == "cuda",
     )
 
@@ -97,7 +100,7 @@ def main() -> None:
     device = torch.device(args.device)
     ours = DeviceLoader(data.train, batch_size=args.batch_size, mean=data.mean, std=data.std,
                         train=True, device=device)  # fmt: skip
-    theirs = baseline_loader(data.train, data.mean, data.std, args, device)
+    theirs = baseline_loader(data.train, data.mean, data.std, args.batch_size, args.workers, device)
     timings = {}
     for name, loader, is_ours in (("reslab", ours, True), ("dataloader", theirs, False)):
         run = epoch_runner(loader, device, is_ours)

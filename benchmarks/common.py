@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable
 
@@ -54,3 +55,54 @@ def write_json(path: str | None, payload: dict) -> None:
         with open(path, "w") as f:
             json.dump(payload, f, indent=2)
         print(f"wrote {path}")
+
+
+def _rss_bytes(pid: int | str) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # the process ended between listing and reading
+        return 0
+
+
+def _children(pid: int) -> list[str]:
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += f.read().split()
+    except OSError:
+        pass
+    return found
+
+
+class PeakMemory:
+    """Peak memory while the block runs, in MiB. On CUDA: the caching allocator's peak. On the
+    CPU (Linux): the peak resident set of this process plus its child processes (DataLoader
+    workers), sampled every `interval` seconds by a thread; None where /proc is missing."""
+
+    def __init__(self, device: torch.device, interval: float = 0.005):
+        self.device, self.interval, self.mib = device, interval, None
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        pid, peak = os.getpid(), 0
+        while not self._stop.is_set():
+            peak = max(peak, _rss_bytes(pid) + sum(_rss_bytes(c) for c in _children(pid)))
+            self._stop.wait(self.interval)
+        self.mib = peak / 2**20
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        elif os.path.isdir("/proc/self"):
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.mib = torch.cuda.max_memory_allocated() / 2**20
+        elif hasattr(self, "_thread"):
+            self._stop.set()
+            self._thread.join()
