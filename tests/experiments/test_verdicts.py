@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from reslab.experiments import BUDGETS, batchnorm, degradation
+from reslab.experiments import BUDGETS, batchnorm, degradation, optimizers
 from reslab.experiments.runner import ExperimentResults, RunResult
 from reslab.report.runs import RunRecord
 
@@ -72,3 +72,36 @@ def test_degradation_trend(tmp_path, plain_slope, expected):
 
     plain, res = degradation.analyze(_results(degradation.EXPERIMENT, curves, tmp_path), tmp_path)
     assert plain.verdict == expected and res.verdict == "supported"
+
+
+def test_batchnorm_names_missing_values_in_words(tmp_path):
+    def curves(g):
+        if g["norm"] == "none":
+            return [0.1, 0.1, 0.1], "diverged"
+        return [0.25, 0.35, 0.45], "done"
+
+    sections = batchnorm.analyze(_results(batchnorm.EXPERIMENT, curves, tmp_path), tmp_path)
+    assert "without never" in sections[0].evidence
+    assert "with BN 1, without none" in sections[1].evidence and "None" not in sections[1].evidence
+
+
+@pytest.mark.parametrize(
+    ("momentum_acc", "expected"), [(0.60, "supported"), (0.40, "inconclusive at this budget")]
+)
+def test_optimizers_picks_best_lr_on_validation_and_flags_sweep_edges(
+    tmp_path, momentum_acc, expected
+):
+    def curves(g):
+        name, lr = g["optimizer"], g["lr"]
+        lrs = optimizers.OPTIMIZERS[name][1]
+        if name == "sgd-momentum":  # peaks in the middle of its sweep
+            return [0.2, momentum_acc if lr == lrs[1] else 0.3], "done"
+        return [0.2, 0.3 + 0.05 * lrs.index(lr)], "done"  # best at the sweep's top edge
+
+    results = _results(optimizers.EXPERIMENT, curves, tmp_path)
+    (section,) = optimizers.analyze(results, tmp_path)
+    assert section.verdict == expected
+    rows = {row[0]: row for row in section.rows}
+    assert rows["sgd-momentum"][1] == "0.1" and rows["sgd"][1] == "0.3 (edge)"
+    assert "best lr of sgd, nesterov, adam, adamw, rmsprop lies at the edge" in section.evidence
+    assert all(f.is_file() for f in section.figures)

@@ -50,7 +50,7 @@ def best_lr(results, name) -> float:
 
 def analyze(results, out) -> list[Section]:
     figures = figures_dir(out)
-    rows, best_runs, scores = [], [], {}
+    rows, best_runs, scores, edges = [], [], {}, []
     for name in OPTIMIZERS:
         lr = best_lr(results, name)
         chosen = results.select(optimizer=name, lr=lr)
@@ -59,7 +59,10 @@ def analyze(results, out) -> list[Section]:
         test = mean_std(r.record.summary.get("test_acc") for r in chosen)
         scores[name] = val
         sweep = ", ".join(f"{x:g}: {fmt(*_val(results, name, x))}" for x in OPTIMIZERS[name][1])
-        rows.append([name, f"{lr:g}", fmt(*val), fmt(*test), sweep])
+        edge = lr in (OPTIMIZERS[name][1][0], OPTIMIZERS[name][1][-1])
+        rows.append([name, f"{lr:g}{' (edge)' if edge else ''}", fmt(*val), fmt(*test), sweep])
+        if edge:
+            edges.append(name)
     fig = val_acc_figure(
         best_runs, figures / "optimizers_val.png", "each optimizer at its best learning rate"
     )
@@ -77,7 +80,13 @@ def analyze(results, out) -> list[Section]:
             f"{fmt(*plain)}: a gap of {100 * gap:.1f} points against a noise level of "
             f"{100 * noise:.1f} (spread over seeds, 95% sampling noise of the validation split, "
             "1 point). "
-            f"Best overall at this budget: {winner}.",
+            f"Best overall at this budget: {winner}."
+            + (
+                f" The best lr of {', '.join(edges)} lies at the edge of its sweep, so a "
+                "wider sweep could still raise it."
+                if edges
+                else ""
+            ),
             figures=[fig],
             headers=["optimizer", "best lr", "val acc", "test acc", "sweep (lr: val acc)"],
             rows=rows,
