@@ -163,7 +163,9 @@ def bench_synthetic(name, batch_size, args, device, ceiling) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", default=["resnet20"])
+    p.add_argument(
+        "--models", nargs="*", default=["resnet20"], help="CIFAR models; none for --imagenet only"
+    )
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[128])
     p.add_argument("--data", default="cifar10-sample")
     p.add_argument("--data-dir")
