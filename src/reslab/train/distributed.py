@@ -7,6 +7,7 @@ group (NCCL on CUDA, gloo on the CPU). Every collective here is called by every 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -52,7 +53,13 @@ def init(world: World, device: torch.device) -> None:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend)
+    store, rank, size = next(dist.rendezvous("env://"))
+    # torchrun keeps one store for all its restarts, and the previous attempt's keys (each rank's
+    # gloo address among them) are still in it: a restarted rank could read a dead peer's address
+    # and fail or hang connecting. A prefix per attempt gives every attempt keys of its own.
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.PrefixStore(f"reslab/attempt_{attempt}", store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=size)
 
 
 def shutdown() -> None:
@@ -109,5 +116,9 @@ def wrap(model: nn.Module, world: World, device: torch.device, sync_bn: bool) ->
         return model
     ids = [device.index] if device.type == "cuda" else None
     # broadcast_buffers=False: each rank keeps the BN statistics of its own batches, and they are
-    # averaged before evaluation and saving, rather than rank 0's overwriting the others'.
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    # averaged before evaluation and saving, rather than rank 0's overwriting the others'. Newer
+    # torch warns that the flag is deprecated; its replacement still syncs buffers at init, and
+    # the flag keeps working, so the warning is silenced here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
