@@ -25,8 +25,8 @@ FAST = [
 ]
 
 
-def reslab(*args, data_dir, timeout=300, **kw):
-    env = {**os.environ, "RESLAB_DATA": str(data_dir)}
+def reslab(*args, data_dir, timeout=300, env_extra=None, **kw):
+    env = {**os.environ, "RESLAB_DATA": str(data_dir), **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "reslab", *map(str, args)],
         capture_output=True,
@@ -224,3 +224,23 @@ def test_divergence_exits_3(tmp_path, data_dir):
     )
     assert r.returncode == 3, r.stderr
     assert "at step" in r.stderr and "lower learning rate" in r.stderr
+
+
+def test_compile_without_a_cxx_compiler_trains_eagerly(tmp_path, data_dir):
+    # Inductor's CPU backend needs a C++ compiler; a machine without one still trains.
+    r = reslab(
+        "train",
+        *FAST,
+        "--max-steps",
+        "2",
+        "--compile",
+        "--quiet",
+        "--out",
+        tmp_path / "run",
+        data_dir=data_dir,
+        env_extra={"CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "torch.compile failed, training continues without it" in r.stderr
+    assert "InvalidCxxCompiler" in r.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2

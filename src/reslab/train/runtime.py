@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import random
+import warnings
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from reslab.errors import ConfigError
 
@@ -33,6 +35,37 @@ def autocast(
         raise ConfigError("precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
     dtype = AUTOCAST_DTYPES[precision]
     return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+class CompiledOrEager(nn.Module):
+    """`torch.compile(module)`, falling back to `module` itself if compilation fails.
+
+    torch.compile compiles lazily, at the first call; on a machine without a working C++
+    compiler (Inductor's CPU backend needs one) or with an unsupported GPU, that call raises.
+    The failure comes before the compiled graph runs, so nothing (BN statistics included) has
+    changed yet: the call is repeated eagerly, a warning says why, and the run goes on eagerly.
+    Errors in the module itself are not caught here: the eager retry would raise them anyway.
+    """
+
+    def __init__(self, module: nn.Module, backend: str | Callable = "inductor"):
+        super().__init__()
+        self.eager = module
+        self.compiled: Callable | None = torch.compile(module, backend=backend)
+
+    def forward(self, *args, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except torch._dynamo.exc.BackendCompilerFailed as e:
+                self.compiled = None
+                cause = getattr(e, "inner_exception", None) or e
+                text = str(cause).strip()
+                reason = type(cause).__name__ + (f": {text.splitlines()[0]}" if text else "")
+                warnings.warn(
+                    f"torch.compile failed, training continues without it: {reason}",
+                    stacklevel=1,
+                )
+        return self.eager(*args, **kwargs)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

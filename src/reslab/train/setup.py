@@ -16,7 +16,7 @@ from reslab.train import distributed
 from reslab.train.config import TrainConfig
 from reslab.train.distributed import World
 from reslab.train.optim import build_optimizer
-from reslab.train.runtime import autocast, resolve_device
+from reslab.train.runtime import CompiledOrEager, autocast, resolve_device
 from reslab.train.schedule import build_scheduler
 
 EVAL_BATCH = 500  # images per evaluation batch: no gradients, so larger than training batches
@@ -146,7 +146,7 @@ def build(config: TrainConfig, world: World = distributed.SINGLE) -> Setup:
         val_loader=val,
         test_loader=test,
         model=model,
-        step_model=torch.compile(step_model) if config.compile else step_model,
+        step_model=CompiledOrEager(step_model) if config.compile else step_model,
         world=world,
         ema=ema,
         optimizer=optimizer,
