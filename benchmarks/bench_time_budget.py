@@ -60,6 +60,9 @@ def main() -> None:
         help="autocast precision (bf16 pays on CUDA and on CPUs with AVX512-BF16 or AMX)",
     )
     p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (timed from the start)"
+    )
+    p.add_argument(
         "--eval-share",
         type=float,
         default=0.12,
@@ -82,6 +85,7 @@ def main() -> None:
         label_smoothing=0.1,
         channels_last=True,
         precision=args.precision,
+        compile=args.compile,
         val_split=2000,
         epochs=1,
     )
@@ -106,6 +110,7 @@ def main() -> None:
         "machine": machine(),
         "model": args.model,
         "precision": args.precision,
+        "compile": args.compile,
         "batch_size": args.batch_size,
         "measured_images_per_s": round(rate),
         "data": data.name,
