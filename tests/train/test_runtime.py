@@ -1,5 +1,7 @@
 """The torch.compile wrapper: compiled when it can be, eager with a warning when not."""
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -29,8 +31,6 @@ def test_a_failing_compiler_falls_back_to_eager_once():
     assert wrapped.compiled is None
     out.sum().backward()  # gradients reach the module's own parameters
     assert net[0].weight.grad is not None
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no second attempt, no second warning
         torch.testing.assert_close(wrapped(x), ref(x))
