@@ -12,14 +12,33 @@ def _blocks(model):
     return model.blocks()
 
 
-def test_shortcut_a_is_parameter_free_and_pads_zeros():
+def test_shortcut_a_is_parameter_free_and_pads_zeros_on_both_sides():
     sc = PadShortcut(16, 32, stride=2)
     x = torch.randn(2, 16, 8, 8)
     y = sc(x)
     assert y.shape == (2, 32, 4, 4)
+    torch.testing.assert_close(y[:, 8:24], x[:, :, ::2, ::2])
+    assert (y[:, :8] == 0).all() and (y[:, 24:] == 0).all()
+    assert not list(sc.parameters())
+    # The reference reproduction's own expression for option A.
+    reference = torch.nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 32 // 4, 32 // 4))
+    torch.testing.assert_close(y, reference)
+
+
+def test_shortcut_a_pad_after_keeps_the_old_layout():
+    sc = PadShortcut(16, 32, stride=2, pad="after")
+    x = torch.randn(2, 16, 8, 8)
+    y = sc(x)
     torch.testing.assert_close(y[:, :16], x[:, :, ::2, ::2])
     assert (y[:, 16:] == 0).all()
-    assert not list(sc.parameters())
+
+
+def test_shortcut_pad_changes_the_function_not_the_weights():
+    both = create_model("resnet20").eval()
+    after = create_model("resnet20", shortcut_pad="after").eval()
+    after.load_state_dict(both.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    assert not torch.allclose(both(x), after(x))
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def test_every_recipe_is_valid_and_cites_a_source():
     for recipe in RECIPES.values():
         build_config(recipe.overrides)
         assert len(recipe.source) > 20
-    with pytest.raises(ConfigError, match="allowed: he2015-cifar, cosine, quick"):
+    with pytest.raises(ConfigError, match="allowed: he2015-cifar, cosine, cifar-onecycle, quick"):
         get_recipe("fast-ish")
 
 
@@ -103,3 +103,13 @@ def test_parser_either_accepts_a_valid_config_or_raises_config_error(values):
     else:
         assert config.lr > 0 and config.batch_size >= 1
         assert config.epochs >= 1 or config.max_steps >= 1
+
+
+def test_saved_configs_without_shortcut_pad_keep_the_old_convention():
+    from reslab.train.config import saved_config
+
+    old = build_config({}).to_dict()
+    del old["shortcut_pad"]
+    assert saved_config(old).shortcut_pad == "after"
+    assert saved_config({**old, "shortcut_pad": "both"}).shortcut_pad == "both"
+    assert build_config({}).shortcut_pad == "both"

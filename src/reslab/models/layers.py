@@ -54,34 +54,52 @@ def get_norm(name: str) -> Norm:
     return NORMS[name]
 
 
-class PadShortcut(nn.Module):
-    """Option A of He et al. 2015: subsample by striding, zero-pad extra channels; no weights."""
+PAD_MODES = ("both", "after")
 
-    def __init__(self, in_planes: int, out_planes: int, stride: int):
+
+class PadShortcut(nn.Module):
+    """Option A of He et al. 2015: subsample by striding, zero-pad extra channels; no weights.
+
+    The paper does not say where the zeros go. `pad="both"` puts half before and half after the
+    existing channels, as the most-used public reproduction does (so its checkpoints load
+    unchanged); `pad="after"` appends them all, as reslab did before 0.2 (its runs say so).
+    """
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int, pad: str = "both"):
         super().__init__()
         if out_planes < in_planes:
             raise ValueError(f"shortcut A cannot shrink channels ({in_planes} -> {out_planes})")
-        self.extra = out_planes - in_planes
+        if pad not in PAD_MODES:
+            raise ValueError(f"pad must be one of {PAD_MODES}, not {pad!r}")
+        extra = out_planes - in_planes
+        self.before = extra // 2 if pad == "both" else 0
+        self.after = extra - self.before
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
+        return F.pad(x, (0, 0, 0, 0, self.before, self.after))
 
     def extra_repr(self) -> str:
-        return f"stride={self.stride}, extra_channels={self.extra}"
+        return f"stride={self.stride}, zeros_before={self.before}, zeros_after={self.after}"
 
 
 def make_shortcut(
-    kind: str, in_planes: int, out_planes: int, stride: int, norm: Norm, preact: bool
+    kind: str,
+    in_planes: int,
+    out_planes: int,
+    stride: int,
+    norm: Norm,
+    preact: bool,
+    pad: str = "both",
 ) -> nn.Module | None:
     """The module on the skip path, or None for a plain identity (also for kind "none")."""
     reshapes = stride != 1 or in_planes != out_planes
     if kind == "none" or (kind in ("A", "B") and not reshapes):
         return None
     if kind == "A":
-        return PadShortcut(in_planes, out_planes, stride)
+        return PadShortcut(in_planes, out_planes, stride, pad)
     conv = conv1x1(in_planes, out_planes, stride, bias=norm.conv_bias)
     # Pre-activation blocks feed the projection an already normalized input (He et al. 2016,
     # arXiv:1603.05027), so the projection carries no norm of its own.

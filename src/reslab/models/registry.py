@@ -57,12 +57,17 @@ def create_model(
     norm: str = "batchnorm",
     shortcut: str | None = None,
     zero_init_residual: bool = False,
+    shortcut_pad: str = "both",
 ) -> nn.Module:
-    """Build a registered network; `shortcut=None` keeps the one its paper uses."""
+    """Build a registered network; `shortcut=None` keeps the one its paper uses.
+
+    `shortcut_pad` places option A's zero channels: "both" sides (the default) or "after"."""
     spec = get_spec(name)
     arch = dict(spec.arch)
     if shortcut is not None:
         arch["shortcut"] = shortcut
+    if spec.builder is ResNet:
+        arch["shortcut_pad"] = shortcut_pad
     return spec.builder(
         **arch,
         num_classes=spec.num_classes if num_classes is None else num_classes,

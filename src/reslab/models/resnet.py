@@ -31,6 +31,7 @@ class ResNet(nn.Module):
         norm: str = "batchnorm",
         shortcut: str = "B",
         zero_init_residual: bool = False,
+        shortcut_pad: str = "both",
     ):
         super().__init__()
         if shortcut not in SHORTCUTS:
@@ -45,6 +46,7 @@ class ResNet(nn.Module):
         self.norm = get_norm(norm)
         self.block_cls = block_cls
         self.shortcut = shortcut
+        self.shortcut_pad = shortcut_pad
         self._make_stem(stem, stem_width, in_channels, preact=block_cls.preact)
         self.in_planes = stem_width
         for i, (planes, blocks) in enumerate(zip(widths, layers, strict=True)):
@@ -74,7 +76,13 @@ class ResNet(nn.Module):
         for i in range(blocks):
             s = stride if i == 0 else 1
             shortcut = make_shortcut(
-                self.shortcut, self.in_planes, out_planes, s, self.norm, self.block_cls.preact
+                self.shortcut,
+                self.in_planes,
+                out_planes,
+                s,
+                self.norm,
+                self.block_cls.preact,
+                self.shortcut_pad,
             )
             residual = self.shortcut != "none"
             layers.append(self.block_cls(self.in_planes, planes, s, shortcut, self.norm, residual))

@@ -25,7 +25,10 @@ OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "linear")
 NORMS = ("batchnorm", "batchnorm-scratch", "groupnorm", "none")
 SHORTCUTS = ("default", "A", "B", "C", "none")
+SHORTCUT_PADS = ("both", "after")
 PRECISIONS = ("fp32", "bf16", "fp16")
+# Values that configs saved before a key existed meant; a saved config missing the key gets these.
+LEGACY_DEFAULTS = {"shortcut_pad": "after"}
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -35,6 +38,7 @@ class TrainConfig:
     model: str = "resnet20"  # a name from `reslab models`
     norm: str = "batchnorm"  # one of NORMS
     shortcut: str = "default"  # "default" keeps the model's own; else A, B, C or none
+    shortcut_pad: str = "both"  # option A: zero channels on both sides, or all "after" (pre-0.2)
     zero_init_residual: bool = False  # start every residual branch at zero (arXiv:1706.02677)
     # -- on what
     dataset: str = "cifar10"  # a registered data set or folder:PATH
@@ -92,6 +96,7 @@ class TrainConfig:
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("norm", self.norm, NORMS)
         _check_choice("shortcut", self.shortcut, SHORTCUTS)
+        _check_choice("shortcut_pad", self.shortcut_pad, SHORTCUT_PADS)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("device", self.device, DEVICES)
         _check(self.lr > 0 and math.isfinite(self.lr), "lr", self.lr, "a number > 0")
@@ -183,6 +188,11 @@ def build_config(*layers: Mapping[str, object]) -> TrainConfig:
                 values[other] = 0
         values.update(given)
     return TrainConfig(**values).validate()
+
+
+def saved_config(values: Mapping[str, object], *overrides: Mapping[str, object]) -> TrainConfig:
+    """The config of a saved run or checkpoint, read with the meaning it had when written."""
+    return build_config(LEGACY_DEFAULTS, values, *overrides)
 
 
 def field_help() -> dict[str, str]:

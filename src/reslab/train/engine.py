@@ -19,7 +19,7 @@ from reslab.errors import CheckpointError, ConfigError, DivergenceError
 from reslab.models import count_params
 from reslab.train import distributed
 from reslab.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
-from reslab.train.config import TrainConfig, build_config
+from reslab.train.config import TrainConfig, saved_config
 from reslab.train.distributed import World
 from reslab.train.evaluate import EvalResult, evaluate
 from reslab.train.progress import ProgressDisplay
@@ -379,7 +379,7 @@ def resume(
             f"cannot change {', '.join(fixed)} when resuming; only "
             f"{', '.join(RESUME_OVERRIDABLE)} may change"
         )
-    config = build_config(state["config"], overrides)
+    config = saved_config(state["config"], overrides)
     seed_everything(config.seed, config.deterministic)
     s = build(config, distributed.from_env())
     pos, meter_state = _restore(s, state)

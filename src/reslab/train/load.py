@@ -9,7 +9,7 @@ from torch import nn
 
 from reslab.errors import CheckpointError, UserError
 from reslab.train.checkpoint import load_checkpoint, load_weights
-from reslab.train.config import TrainConfig, build_config
+from reslab.train.config import TrainConfig, saved_config
 from reslab.train.setup import build_model
 
 
@@ -52,7 +52,7 @@ def load(path: str | Path) -> LoadedModel:
             }
     if "config" not in meta or "data" not in meta:
         raise CheckpointError(f"{source} carries no reslab config: it was not written by reslab")
-    config = build_config(meta["config"])
+    config = saved_config(meta["config"])
     data = meta["data"]
     model = build_model(config, len(data["classes"]), data["in_channels"])
     try:

@@ -52,6 +52,29 @@ RECIPES: dict[str, Recipe] = {
             ),
         ),
         Recipe(
+            "cifar-onecycle",
+            "the recipe of reslab's pretrained CIFAR-10 weights: 60 epochs of one-cycle lr "
+            "(Smith & Topin 2017, arXiv:1708.07120) with Nesterov 0.2, weight decay 5e-4 off "
+            "norms and biases, label smoothing 0.1, an EMA of the weights, 45k/5k split",
+            dict(
+                model="resnet20",
+                dataset="cifar10",
+                optimizer="nesterov",
+                lr=0.2,
+                momentum=0.9,
+                weight_decay=5e-4,
+                no_decay_norm_bias=True,
+                batch_size=128,
+                schedule="onecycle",
+                epochs=60,
+                max_steps=0,
+                label_smoothing=0.1,
+                ema=0.999,
+                val_split=5000,
+                channels_last=True,
+            ),
+        ),
+        Recipe(
             "quick",
             "a short run on the shipped CIFAR-10 sample (about two minutes on 2 CPU cores): "
             "one-cycle lr (Smith & Topin 2017, arXiv:1708.07120), label smoothing 0.1",

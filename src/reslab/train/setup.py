@@ -69,6 +69,7 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.M
         norm=config.norm,
         shortcut=shortcut,
         zero_init_residual=config.zero_init_residual,
+        shortcut_pad=config.shortcut_pad,
     )
 
 
