@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/demo
+LINTED := src tests benchmarks scripts
 
 .PHONY: setup demo test lint bench clean
 
@@ -17,13 +18,14 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/reslab train --recipe quick --out $(RUN) --force
 
+# The default suite (pyproject's addopts: not slow, the 15 slowest tests listed), then lint.
 test: setup
 	$(BIN)/python -m pytest -q
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(MAKE) --no-print-directory lint
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json  # noqa: E402
 
 from reslab.data import load_dataset  # noqa: E402
-from reslab.train import build_config, train  # noqa: E402
+from reslab.train import build_config, fit  # noqa: E402
 from reslab.train.stop import StopRequested  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def measure_rate(config, steps: int = 15) -> float:
     probe = build_config(config.to_dict(), {"max_steps": steps + 3, "epochs": 1, "val_split": 0})
     out = Path("runs/bench-probe")
     with contextlib.suppress(StopRequested):  # the expected way out after the timed steps
-        train(probe, out, force=True, quiet=True, should_stop=stop)
+        fit(probe, out, force=True, quiet=True, should_stop=stop)
     return steps * config.batch_size / (seen["t1"] - seen["t0"])
 
 
@@ -98,7 +98,7 @@ def main() -> None:
         f"{args.budget_s:.0f} s"
     )
     start = time.perf_counter()
-    result = train(config, args.out, force=True)
+    result = fit(config, args.out, force=True)
     wall = time.perf_counter() - start
     rows = [json.loads(x) for x in (Path(args.out) / "metrics.jsonl").read_text().splitlines()]
     elapsed, reached = 0.0, None

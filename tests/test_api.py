@@ -1,28 +1,23 @@
-"""The top-level Python API as a user calls it: reslab.train, reslab.evaluate, reslab.load."""
+"""The top-level Python API as a user calls it: reslab.fit, reslab.evaluate, reslab.load,
+reslab.predict."""
 
 import pytest
 
 import reslab
 from reslab.errors import CheckpointError
+from tests.conftest import tiny_settings
 
 
-def test_train_evaluate_load(tmp_path, monkeypatch):
-    monkeypatch.setenv("RESLAB_DATA", str(tmp_path / "data"))
-    config = reslab.build_config(
-        {
-            "dataset": "cifar10-sample",
-            "epochs": 1,
-            "max_steps": 3,
-            "batch_size": 32,
-            "val_split": 100,
-            "threads": 2,
-        }
-    )
-    result = reslab.train(config, tmp_path / "run", quiet=True)
+def test_train_evaluate_load(tmp_path, reslab_data):
+    config = reslab.build_config(tiny_settings(max_steps=3))
+    result = reslab.fit(config, tmp_path / "run", quiet=True)
+    assert isinstance(result, reslab.TrainResult)
     assert result.summary["steps"] == 3
-    ev, classes = reslab.evaluate(tmp_path / "run")
-    assert ev.count == 1000 and classes[3] == "cat"
+    ev = reslab.evaluate(tmp_path / "run")
+    assert isinstance(ev, reslab.Evaluation)
+    assert ev.count == 1000 and ev.classes[3] == "cat" and ev.split == "test"
     assert ev.top1 == pytest.approx(result.summary["test_acc"])
+    assert sum(ev.confusion.diagonal()) == round(ev.top1 * ev.count)
     loaded = reslab.load(tmp_path / "run" / "checkpoints" / "last.pt")
     assert loaded.config.model == "resnet20" and not loaded.model.training
     try:  # tensorboard is optional; when installed, its event files are in the run

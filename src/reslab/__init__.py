@@ -1,29 +1,36 @@
 """reslab: build, train and study batch-normalized residual networks.
 
-The Python API in one place: `create_model`, `list_models`, `model_info`, `build_config`,
-`train`, `resume`, `evaluate` and `load`.
+The Python API in one place:
+
+- models: `create_model`, `list_models`, `model_info`;
+- training: `build_config` (or `TrainConfig`), `fit`, `resume` -> `TrainResult`;
+- inference: `load` -> `LoadedModel`, `evaluate` -> `Evaluation`, `predict` -> `Prediction`s.
+
+The subpackages (`reslab.models`, `reslab.data`, `reslab.train`, `reslab.infer`, ...) keep their
+own names: no function here shadows one.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
+from reslab.infer import Evaluation, LoadedModel, Prediction, evaluate, load, predict  # noqa: E402
 from reslab.models import create_model, list_models, model_info  # noqa: E402
-from reslab.train.assess import evaluate_saved as evaluate  # noqa: E402
 from reslab.train.config import TrainConfig, build_config  # noqa: E402
-from reslab.train.engine import (
-    resume,  # noqa: E402
-    train,  # noqa: E402  (the function shadows the subpackage name)
-)
-from reslab.train.load import load  # noqa: E402
+from reslab.train.engine import TrainResult, fit, resume  # noqa: E402
 
 __all__ = [
+    "Evaluation",
+    "LoadedModel",
+    "Prediction",
     "TrainConfig",
+    "TrainResult",
     "__version__",
     "build_config",
     "create_model",
     "evaluate",
+    "fit",
     "list_models",
     "load",
     "model_info",
+    "predict",
     "resume",
-    "train",
 ]

@@ -39,13 +39,10 @@ def _add_models(sub) -> None:
 
 # -- reslab train ----------------------------------------------------------------------------
 
-_RUN_FLAGS = ("config", "recipe", "out", "resume", "force", "quiet")
-
 
 def _add_train(sub) -> None:
-    import typing
-
-    from reslab.train.config import FIELDS, TrainConfig, field_help
+    from reslab.train.config import FIELDS, HINTS, describe
+    from reslab.train.recipes import RECIPES
 
     p = sub.add_parser(
         "train",
@@ -55,7 +52,9 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys")
     p.add_argument(
-        "--recipe", help="named recipe (default he2015-cifar): he2015-cifar, cosine, quick"
+        "--recipe",
+        metavar="NAME",
+        help=f"named recipe; one of {', '.join(RECIPES)} (default: he2015-cifar)",
     )
     p.add_argument(
         "--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-DATASET-TIME)"
@@ -70,52 +69,52 @@ def _add_train(sub) -> None:
         help="train with N processes on this machine (torchrun + DDP); --batch-size "
         "stays the global batch",
     )
-    hints, helps = typing.get_type_hints(TrainConfig), field_help()
     for name in FIELDS:  # every config key is also a flag: --batch-size for batch_size
-        kind = hints[name]
-        flag = "--" + name.replace("_", "-")
-        if kind is bool:
-            p.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=helps.get(name)
-            )
-        elif kind in (int, float, str):
-            p.add_argument(flag, type=kind, default=None, help=helps.get(name))
-        else:  # list of numbers
-            p.add_argument(flag, type=float, nargs="+", default=None, help=helps.get(name))
+        _add_config_flag(p, name, HINTS[name], describe(name))
     p.set_defaults(func=_cmd_train)
 
 
+def _add_config_flag(p: argparse.ArgumentParser, name: str, kind, help: str) -> None:
+    flag = "--" + name.replace("_", "-")
+    if kind is bool and name.startswith("no_"):
+        # A key that already says "no" gets --no-X (true) and --X (false), not --no-no-X.
+        p.add_argument(flag, dest=name, action="store_true", default=None, help=help)
+        positive = "--" + name[3:].replace("_", "-")
+        p.add_argument(positive, dest=name, action="store_false", help=f"undo {flag}")
+    elif kind is bool:
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help)
+    elif kind in (int, float, str):
+        p.add_argument(flag, type=kind, default=None, help=help)
+    else:  # list of numbers
+        p.add_argument(flag, type=float, nargs="+", default=None, help=help)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from reslab.train import distributed, resume, train
+    from reslab.train import compose_config, distributed, fit_restartable, resume
     from reslab.train.config import FIELDS
+    from reslab.train.run_dir import RunDir
+    from reslab.train.runtime import check_runtime
 
-    if args.nproc is not None:
-        return _launch(args.nproc)
     flags = {k: v for k, v in vars(args).items() if k in FIELDS and v is not None}
-    if distributed.restarted() and args.out and (Path(args.out) / "checkpoints/last.pt").is_file():
-        # torchrun --max-restarts started this worker again: continue from the last checkpoint.
-        args.resume, args.out, args.config, args.recipe, args.force = (
-            args.out,
-            None,
-            None,
-            None,
-            False,
-        )
-        flags = {k: v for k, v in flags.items() if k in ("epochs", "max_steps", "device")}
-    elif distributed.restarted():
-        args.force = True  # it failed before its first checkpoint: start it over
     if args.resume:
         if args.config or args.recipe or args.out or args.force:
             raise UserError(
                 "--resume takes its settings from the checkpoint; drop --config, "
                 "--recipe, --out and --force"
             )
+    else:
+        config = compose_config(args.recipe, args.config, flags)
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise UserError("--nproc must be >= 1")
+        if not args.resume:  # refuse here what every worker would refuse
+            check_runtime(config.precision, config.device, config.sync_bn)
+        return distributed.launch_local(args.nproc, _without_nproc(sys.argv[1:]))
+    if args.resume:
         result = resume(args.resume, flags, quiet=args.quiet)
     else:
-        config = _train_config(args.config, args.recipe, flags)
-        result = train(config, args.out or _default_out(config), force=args.force, quiet=args.quiet)
+        out = args.out or RunDir.default(config.model, config.dataset).path
+        result = fit_restartable(config, out, force=args.force, quiet=args.quiet)
     if not distributed.from_env().is_main:
         return 0
     from reslab.report import write_report
@@ -128,114 +127,102 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _launch(nproc: int) -> int:
-    """Run this same command under torchrun with `nproc` processes on this machine."""
-    import subprocess
-
-    if nproc < 1:
-        raise UserError("--nproc must be >= 1")
-    argv = sys.argv[1:]
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command as typed, less --nproc N / --nproc=N."""
     rest, skip = [], False
-    for a in argv:  # drop --nproc N / --nproc=N, keep everything else as typed
+    for a in argv:
         if skip:
             skip = False
         elif a == "--nproc":
             skip = True
         elif not a.startswith("--nproc="):
             rest.append(a)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
-        "reslab",
-        *rest,
-    ]
-    return subprocess.call(cmd)
-
-
-def _train_config(path: str | None, recipe: str | None, flags: dict):
-    from reslab.train.config import build_config, read_toml
-    from reslab.train.recipes import get_recipe
-
-    file_values = read_toml(path) if path else {}
-    recipe = recipe or str(file_values.pop("recipe", "he2015-cifar"))
-    file_values.pop("recipe", None)
-    return build_config(get_recipe(recipe).overrides, file_values, flags)
-
-
-def _default_out(config) -> str:
-    import re
-    import time
-
-    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.dataset.split("/")[-1] or "data")
-    return f"runs/{config.model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return rest
 
 
 # -- reslab eval / predict / export / report ---------------------------------------------------
 
-_MODEL_HELP = "run directory, checkpoint (.pt) or weights (.safetensors)"
+_MODEL_HELP = (
+    "run directory, checkpoint (.pt), weights (.safetensors), or a checkpoint of a known "
+    "foreign format"
+)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", help=_MODEL_HELP)
+    p.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help="shipped weights instead of a file: resnet20, or resnet20.TAG (see `reslab models`)",
+    )
+
+
+def _load_model(args: argparse.Namespace):
+    from reslab.infer import load
+    from reslab.infer.load import load_pretrained
+
+    if (args.model is None) == (args.pretrained is None):
+        raise UserError("give a model (run directory or file) or --pretrained NAME, not both")
+    return load_pretrained(args.pretrained) if args.pretrained else load(args.model)
 
 
 def _add_eval(sub) -> None:
+    from reslab.infer.evaluate import SPLITS
+    from reslab.train.runtime import DEVICES
+
     p = sub.add_parser("eval", help="evaluate a trained model: top-1/top-5, per class, confusion")
-    p.add_argument("model", help=_MODEL_HELP)
+    _add_model_args(p)
     p.add_argument("--dataset", help="data set to evaluate on (default: the one it trained on)")
     p.add_argument("--data-dir", help="where data sets live")
-    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument(
+        "--split", choices=SPLITS, default="test", help="test, or val: the run's own hold-out"
+    )
     p.add_argument("--tta", action="store_true", help="average with the mirrored image")
     p.add_argument(
         "--out", help="folder for eval.json and confusion.png (default: beside the model)"
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where to evaluate")
     p.set_defaults(func=_cmd_eval)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from reslab.io import atomic_write_json
-    from reslab.metrics import most_confused, per_class_accuracy
-    from reslab.report.confusion import plot_confusion
-    from reslab.train.assess import evaluate_saved
-    from reslab.train.load import resolve
+    from reslab.infer import evaluate, write_evaluation
+    from reslab.infer.evaluate import default_output
 
-    result, classes = evaluate_saved(
-        args.model, args.dataset, args.split, args.tta, args.data_dir, args.device
-    )
-    source = resolve(args.model)
-    out = (
-        Path(args.out)
-        if args.out
-        else (Path(args.model) if Path(args.model).is_dir() else source.parent)
-    )
-    report = {
-        **result.as_dict(),
-        "split": args.split,
-        "tta": args.tta,
-        "classes": classes,
-        "per_class_acc": per_class_accuracy(result.confusion, classes),
-        "most_confused": most_confused(result.confusion, classes),
-        "confusion": result.confusion.tolist(),
-    }
-    atomic_write_json(out / "eval.json", report)
-    plot_confusion(result.confusion, classes, out / "confusion.png")
+    loaded = _load_model(args)
+    ev = evaluate(loaded, args.dataset, args.split, args.tta, args.data_dir, args.device)
+    if args.out:
+        out = Path(args.out)
+    else:  # beside the model; shipped weights live in the package, so under runs/ instead
+        out = Path("runs/eval", args.pretrained) if args.pretrained else default_output(args.model)
+    json_path, png_path = write_evaluation(ev, out)
     print(
-        f"{args.split}: top-1 {100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  "
-        f"loss {result.loss:.4f}  ({result.count} images)"
+        f"{args.split}: top-1 {100 * ev.top1:.2f}%  top-5 {100 * ev.top5:.2f}%  "
+        f"loss {ev.loss:.4f}  ({ev.count} images)"
     )
-    for name, acc in report["per_class_acc"].items():
+    for name, acc in ev.per_class_accuracy().items():
         print(f"  {name:<16} {'-' if acc is None else f'{100 * acc:.1f}%'}")
-    print(f"wrote {out / 'eval.json'} and {out / 'confusion.png'}")
+    print(f"wrote {json_path} and {png_path}")
     return 0
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="classify image files")
-    p.add_argument("model", help=_MODEL_HELP)
-    p.add_argument("images", nargs="+", help="JPEG or PNG files")
+    p = sub.add_parser(
+        "predict",
+        help="classify image files",
+        usage="reslab predict (MODEL | --pretrained NAME) IMAGE [IMAGE ...] [options]",
+    )
+    p.add_argument(
+        "inputs", nargs="+", metavar="MODEL IMAGE", help=f"the model ({_MODEL_HELP}), then images"
+    )
+    p.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help="shipped weights instead of a model file: resnet20 or resnet20.TAG; then every "
+        "argument is an image",
+    )
     p.add_argument("--top-k", type=int, default=3, help="classes to show per image")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_predict)
@@ -244,23 +231,28 @@ def _add_predict(sub) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     import json
 
-    from reslab.train.predict import predict_files
+    from reslab.infer import predict
 
     if args.top_k < 1:
         raise UserError("--top-k must be >= 1")
-    results = predict_files(args.model, args.images, args.top_k)
+    args.model, images = (
+        (None, args.inputs) if args.pretrained else (args.inputs[0], args.inputs[1:])
+    )
+    if not images:
+        raise UserError("predict: no image files given")
+    results = predict(_load_model(args), images, args.top_k)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps([r.to_dict() for r in results], indent=2))
         return 0
     for r in results:
-        guesses = ", ".join(f"{c['class']} {100 * c['prob']:.1f}%" for c in r["top"])
-        print(f"{r['image']}: {guesses}")
+        guesses = ", ".join(f"{name} {100 * prob:.1f}%" for name, prob in r.top)
+        print(f"{r.image}: {guesses}")
     return 0
 
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a trained model: ONNX, TorchScript or safetensors")
-    p.add_argument("model", help=_MODEL_HELP)
+    _add_model_args(p)
     p.add_argument("--format", required=True, choices=("onnx", "safetensors", "torchscript"))
     p.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the convolutions")
     p.add_argument("--out", help="output file (default: beside the model, named by format)")
@@ -276,15 +268,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from reslab.models import export
     from reslab.models.fold import fold_batchnorm
-    from reslab.train.load import load, resolve
 
-    loaded = load(args.model)
+    loaded = _load_model(args)
     model, folded = loaded.model, 0
     if args.fold_bn:
         model, folded = fold_batchnorm(model)
-    source = resolve(args.model)
     stem = "model-folded" if args.fold_bn else "model-export"
-    out = Path(args.out) if args.out else source.parent / f"{stem}{_SUFFIX[args.format]}"
+    # Shipped weights live inside the package: their exports go to the working directory.
+    folder = Path(".") if args.pretrained else loaded.source.parent
+    out = Path(args.out) if args.out else folder / f"{stem}{_SUFFIX[args.format]}"
     shape = (1, loaded.data["in_channels"], *loaded.data["image_size"])
     if args.format == "onnx":
         export.export_onnx(model, out, input_shape=shape)
@@ -325,14 +317,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _add_experiment(sub) -> None:
+    from reslab.experiments import BUDGETS, EXPERIMENTS
+
     p = sub.add_parser("experiment", help="run a grid of runs that tests a published claim")
-    p.add_argument("name", help="batchnorm, degradation, optimizers, gradients or placement")
-    p.add_argument(
-        "--budget",
-        default="quick",
-        help="quick (the shipped sample, ~10 min on a "
-        "2-core CPU), standard (full CIFAR-10) or paper",
-    )
+    p.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}")
+    budgets = "; ".join(f"{b.name}: {b.note}" for b in BUDGETS.values())
+    p.add_argument("--budget", default="quick", help=f"{budgets} (default: quick)")
     p.add_argument("--dataset", help="data set instead of the budget's")
     p.add_argument("--seeds", type=int, default=1, help="repeats of each run (mean ± std)")
     p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
@@ -348,34 +338,14 @@ def _add_experiment(sub) -> None:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from reslab.experiments import conduct
 
-    from reslab.experiments import EXPERIMENTS, get_budget, run_experiment
-    from reslab.report.experiment import write_experiment_report
-
-    if args.name not in EXPERIMENTS:
-        raise UserError(
-            f"experiment: unknown name {args.name!r}; allowed: {', '.join(EXPERIMENTS)}"
-        )
-    if args.seeds < 1:
-        raise UserError("--seeds must be >= 1")
-    if args.parallel < 1:
-        raise UserError("--parallel must be >= 1")
-    experiment, budget = EXPERIMENTS[args.name], get_budget(args.budget)
-    out = Path(args.out or f"runs/experiments/{args.name}-{args.budget}")
-    results = run_experiment(
-        experiment, budget, out, args.dataset, args.seeds, parallel=args.parallel
+    report = conduct(
+        args.name, args.budget, args.out, args.dataset, args.seeds, parallel=args.parallel
     )
-    sections = experiment.analyze(results, out)
-    intro = (
-        f"{experiment.summary} Budget `{budget.name}`: {budget.note}. Data set "
-        f"`{args.dataset or budget.dataset}`, {args.seeds} seed(s) per run; run directories "
-        f"under `runs/`. Every verdict below is computed from these runs."
-    )
-    path = write_experiment_report(out, experiment.title, intro, sections)
-    for s in sections:
+    for s in report.sections:
         print(f"{s.title}: {s.verdict}")
-    print(f"wrote {path} and {path.with_suffix('.html')}")
+    print(f"wrote {report.markdown} and {report.html}")
     return 0
 
 

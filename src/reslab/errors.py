@@ -20,6 +20,10 @@ class CheckpointError(UserError):
 
 
 class DivergenceError(Exception):
-    """The loss became NaN or Inf: training stopped (exit code 3)."""
+    """The loss became NaN or Inf: training stopped (exit code 3) at optimizer step `step`."""
 
     exit_code = 3
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step

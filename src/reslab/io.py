@@ -1,7 +1,9 @@
-"""Crash-safe file writes: a temporary name in the same folder, flush, fsync, rename.
+"""Files on disk: crash-safe writes, and the one safe reader of torch files.
 
-A reader then sees either the old file or the new one, never half of one (POSIX rename is atomic
-within a file system).
+Writes go to a temporary name in the same folder, then flush, fsync, rename: a reader sees either
+the old file or the new one, never half of one (POSIX rename is atomic within a file system).
+Torch files are read with `weights_only=True`, which unpickles only tensors and plain containers:
+a file carrying code is refused, never run.
 """
 
 from __future__ import annotations
@@ -64,3 +66,44 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: object) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_torch_file(path: str | Path) -> object:
+    """The content of a `torch.save` file, or one CheckpointError line saying what it is not."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    from reslab.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    with path.open("rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (0x80 first).
+    if head[:2] != b"PK" and head[:1] != b"\x80":
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it was not written by torch.save; expected a run "
+            "directory, a .pt checkpoint or a .safetensors weights file"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"refused to load {path}: it holds Python objects other than tensors and plain "
+            "data, which could run code; reslab never runs code from a file it reads"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (corrupt or truncated: {_clip(first, 120)})"
+        ) from None
+
+
+def _clip(text: str, limit: int) -> str:
+    """`text` cut at a word boundary near `limit`, marked with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."

@@ -3,37 +3,30 @@ JSON they promise. Only their plumbing is checked here: speed is measured by run
 asserted in a test."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_python
+
 BENCH = Path(__file__).parents[2] / "benchmarks"
 
 
-def run_script(name, *args, tmp_path, timeout=300):
-    env = {**os.environ, "RESLAB_DATA": str(tmp_path / "data")}
-    out = subprocess.run(
-        [sys.executable, str(BENCH / name), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=timeout,
-    )
+def run_script(name, *args, tmp_path, data_dir):
+    out = run_python(BENCH / name, *args, data_dir=data_dir, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
 
-def test_bench_train_writes_every_figure(tmp_path):
+def test_bench_train_writes_every_figure(tmp_path, data_dir):
     path = tmp_path / "train.json"
     stdout = run_script(
         "bench_train.py",
         *("--steps", 1, "--repeats", 1, "--workers", 1, "--batch-sizes", 16, 32),
         *("--precision", "bf16", "--json", path),
         tmp_path=tmp_path,
+        data_dir=data_dir,
     )
     result = json.loads(path.read_text())
     assert result["precision"] == "bf16" and result["machine"]["torch"]
@@ -47,12 +40,13 @@ def test_bench_train_writes_every_figure(tmp_path):
     assert "best batch for resnet20:" in stdout
 
 
-def test_bench_loader_writes_both_pipelines(tmp_path):
+def test_bench_loader_writes_both_pipelines(tmp_path, data_dir):
     path = tmp_path / "loader.json"
     run_script(
         "bench_loader.py",
         *("--repeats", 1, "--workers", 0, "--json", path),
         tmp_path=tmp_path,
+        data_dir=data_dir,
     )
     result = json.loads(path.read_text())
     assert result["train_images"] == 4000 and result["workers"] == 0
@@ -63,12 +57,13 @@ def test_bench_loader_writes_both_pipelines(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_time_budget_trains_and_reports(tmp_path):
+def test_bench_time_budget_trains_and_reports(tmp_path, data_dir):
     path = tmp_path / "budget.json"
     run_script(
         "bench_time_budget.py",
         *("--budget-s", 20, "--batch-size", 64, "--json", path),
         tmp_path=tmp_path,
+        data_dir=data_dir,
     )
     result = json.loads(path.read_text())
     assert result["epochs"] >= 1 and 0 <= result["test_acc"] <= 1

@@ -94,3 +94,22 @@ def test_bad_commands(tmp_path, capsys, monkeypatch, args, needle):
     assert code == 2 and needle in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_help_lists_generated_choices_and_no_doubled_negations(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # no line wrapping inside names
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--no-no-" not in text and "one of NORMS" not in text
+    assert "fast" in text and "cifar-onecycle" in text  # every recipe, from the table
+    assert "--decay-norm-bias" in text and "--no-decay-norm-bias" in text
+
+
+def test_decay_flags_set_the_key_both_ways():
+    from reslab.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--no-decay-norm-bias"]).no_decay_norm_bias is True
+    assert parser.parse_args(["train", "--decay-norm-bias"]).no_decay_norm_bias is False
+    assert parser.parse_args(["train"]).no_decay_norm_bias is None  # not given: recipe decides

@@ -1,15 +1,10 @@
 """`reslab models` as a user runs it: a real subprocess."""
 
-import subprocess
-import sys
-
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "reslab", *args], capture_output=True, text=True)
+from tests.conftest import run_cli
 
 
 def test_models_table_lists_names_params_and_flops():
-    r = run("models", "resnet2*")
+    r = run_cli("models", "resnet2*")
     assert r.returncode == 0, r.stderr
     assert "resnet20" in r.stdout and "269,722" in r.stdout and "8.75" in r.stdout
     assert "0.08" in r.stdout  # resnet20: 0.08 GFLOPs (multiply-add = 2 FLOPs) at 32x32
@@ -17,12 +12,12 @@ def test_models_table_lists_names_params_and_flops():
 
 
 def test_unknown_pattern_is_one_line_and_exit_2():
-    r = run("models", "vgg*")
+    r = run_cli("models", "vgg*")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "vgg*" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_bad_subcommand_is_one_line_and_exit_2():
-    r = run("trian")
+    r = run_cli("trian")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -1,51 +1,20 @@
 """`reslab train` as a user runs it: real subprocesses, the shipped sample, real files."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
+from reslab.train.checkpoint import load_checkpoint
+from tests.conftest import run_cli, sample_jpegs, start_cli, tiny_flags
 from tests.hostile import write_pickle_payload_checkpoint
-
-FAST = [
-    "--dataset",
-    "cifar10-sample",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "64",
-    "--val-split",
-    "100",
-    "--threads",
-    "1",
-]
-
-
-def reslab(*args, data_dir, timeout=300, env_extra=None, **kw):
-    env = {**os.environ, "RESLAB_DATA": str(data_dir), **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "reslab", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        **kw,
-    )
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
 
 
 def test_train_then_eval_predict_report(tmp_path, data_dir):
     run = tmp_path / "run"
-    r = reslab(
-        "train", "--recipe", "quick", *FAST, "--max-steps", "8", "--out", run, data_dir=data_dir
+    r = run_cli(
+        "train", "--recipe", "quick", *tiny_flags(max_steps=8), "--out", run, data_dir=data_dir
     )
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout and "Traceback" not in r.stderr
@@ -55,20 +24,20 @@ def test_train_then_eval_predict_report(tmp_path, data_dir):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 8
 
-    r = reslab("eval", run, "--tta", data_dir=data_dir)
+    r = run_cli("eval", run, "--tta", data_dir=data_dir)
     assert r.returncode == 0, r.stderr
     report = json.loads((run / "eval.json").read_text())
     assert report["count"] == 1000 and set(report["per_class_acc"]) >= {"cat", "dog"}
     assert sum(map(sum, report["confusion"])) == 1000 and (run / "confusion.png").is_file()
 
     image = tmp_path / "cat.jpg"
-    image.write_bytes(_a_sample_jpeg())
-    r = reslab("predict", run, image, "--top-k", "2", "--json", data_dir=data_dir)
+    image.write_bytes(sample_jpegs("test")["cat"][0])
+    r = run_cli("predict", run, image, "--top-k", "2", "--json", data_dir=data_dir)
     assert r.returncode == 0, r.stderr
     (pred,) = json.loads(r.stdout)
     assert len(pred["top"]) == 2 and pred["top"][0]["prob"] >= pred["top"][1]["prob"]
 
-    r = reslab(
+    r = run_cli(
         "export",
         run,
         "--format",
@@ -81,18 +50,8 @@ def test_train_then_eval_predict_report(tmp_path, data_dir):
     assert r.returncode == 0, r.stderr
     assert "19 BatchNorm layers folded" in r.stdout and (tmp_path / "m.onnx").stat().st_size > 1e5
 
-    r = reslab("report", run, run, "--out", tmp_path / "cmp", data_dir=data_dir)
+    r = run_cli("report", run, run, "--out", tmp_path / "cmp", data_dir=data_dir)
     assert r.returncode == 0 and (tmp_path / "cmp" / "report.md").is_file()
-
-
-def _a_sample_jpeg() -> bytes:
-    from safetensors.torch import load_file
-
-    from reslab.data.sources import SAMPLE_FILE
-
-    t = load_file(str(SAMPLE_FILE))
-    a, b = t["test_offsets"][:2].tolist()
-    return t["test_jpeg"][a:b].numpy().tobytes()
 
 
 @pytest.mark.parametrize(
@@ -121,7 +80,7 @@ def test_user_errors_of_the_other_commands(tmp_path, data_dir, trained, command,
         truncated=truncated,
         tmp=tmp_path,
     )
-    r = reslab(*[c.format(**names) for c in command], data_dir=data_dir)
+    r = run_cli(*[c.format(**names) for c in command], data_dir=data_dir)
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert not (tmp_path / "PWNED").exists()
@@ -130,7 +89,7 @@ def test_user_errors_of_the_other_commands(tmp_path, data_dir, trained, command,
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data_dir):
     run = tmp_path_factory.mktemp("trained") / "run"
-    r = reslab("train", *FAST, "--max-steps", "2", "--out", run, data_dir=data_dir)
+    r = run_cli("train", *tiny_flags(max_steps=2), "--out", run, data_dir=data_dir)
     assert r.returncode == 0, r.stderr
     return run
 
@@ -155,7 +114,7 @@ def trained(tmp_path_factory, data_dir):
 )
 def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, data_dir, args, needle):
     out = tmp_path / "run"
-    r = reslab("train", *FAST, *args, "--out", out, data_dir=data_dir)
+    r = run_cli("train", *tiny_flags(), *args, "--out", out, data_dir=data_dir)
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
@@ -165,33 +124,17 @@ def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, data_dir, a
 def test_unknown_config_key_in_toml(tmp_path, data_dir):
     cfg = tmp_path / "c.toml"
     cfg.write_text('model = "resnet20"\nlerning_rate = 0.1\n')
-    r = reslab("train", "--config", cfg, *FAST, "--out", tmp_path / "run", data_dir=data_dir)
+    r = run_cli(
+        "train", "--config", cfg, *tiny_flags(), "--out", tmp_path / "run", data_dir=data_dir
+    )
     assert r.returncode == 2 and "unknown config key 'lerning_rate'" in r.stderr
 
 
 def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, data_dir):
     run = tmp_path / "run"
-    # Warm the data cache first so the signal lands in training, not decoding.
-    reslab("train", *FAST, "--max-steps", "1", "--out", tmp_path / "warm", data_dir=data_dir)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reslab",
-            "train",
-            *FAST,
-            "--epochs",
-            "50",
-            "--check-every",
-            "1",
-            "--out",
-            str(run),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "RESLAB_DATA": str(data_dir)},
-    )
+    # data_dir's cache holds the decoded sample: the signal lands in training, not decoding.
+    flags = tiny_flags(epochs=50, max_steps=None, check_every=1)
+    proc = start_cli("train", *flags, "--out", run, data_dir=data_dir)
     deadline = time.time() + 120
     while not (run / "config.toml").exists() and time.time() < deadline:
         time.sleep(0.2)
@@ -200,45 +143,32 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, data_dir):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert f"reslab train --resume {run}" in err and "Traceback" not in err
-    assert (run / "checkpoints" / "last.pt").is_file()
-    r = reslab("train", "--resume", run, "--max-steps", "20", data_dir=data_dir)
+    stopped_at = load_checkpoint(run / "checkpoints" / "last.pt")["position"]["step"]
+    assert stopped_at > 0
+    # Resume to a few steps past wherever the signal landed (how far 3 s get varies).
+    r = run_cli("train", "--resume", run, "--max-steps", stopped_at + 5, data_dir=data_dir)
     assert r.returncode == 0, r.stderr
-    assert json.loads((run / "summary.json").read_text())["steps"] == 20
+    assert json.loads((run / "summary.json").read_text())["steps"] == stopped_at + 5
 
 
 def test_divergence_exits_3(tmp_path, data_dir):
-    r = reslab(
-        "train",
-        *FAST,
-        "--lr",
-        "1e9",
-        "--momentum",
-        "0",
-        "--schedule",
-        "constant",
-        "--check-every",
-        "1",
-        "--out",
-        tmp_path / "run",
-        data_dir=data_dir,
-    )
+    flags = tiny_flags(max_steps=None, lr=1e9, momentum=0, schedule="constant", check_every=1)
+    r = run_cli("train", *flags, "--out", tmp_path / "run", data_dir=data_dir)
     assert r.returncode == 3, r.stderr
     assert "at step" in r.stderr and "lower learning rate" in r.stderr
 
 
 def test_compile_without_a_cxx_compiler_trains_eagerly(tmp_path, data_dir):
     # Inductor's CPU backend needs a C++ compiler; a machine without one still trains.
-    r = reslab(
+    r = run_cli(
         "train",
-        *FAST,
-        "--max-steps",
-        "2",
+        *tiny_flags(max_steps=2),
         "--compile",
         "--quiet",
         "--out",
         tmp_path / "run",
         data_dir=data_dir,
-        env_extra={"CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)},
+        extra_env={"CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)},
     )
     assert r.returncode == 0, r.stderr
     assert "torch.compile failed, training continues without it" in r.stderr

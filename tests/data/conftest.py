@@ -1,9 +1,8 @@
-"""Fixtures: real CIFAR-10 JPEG bytes from the shipped sample, written out as folder trees; the
-sample decoded once per session; small crafted image sets."""
+"""Data fixtures: the shipped sample's real JPEGs written out as folder trees; small crafted
+image sets. (The sample's JPEGs and its decoded copy are shared: tests/conftest.py.)"""
 
 from __future__ import annotations
 
-import functools
 import io
 from pathlib import Path
 
@@ -11,22 +10,7 @@ import pytest
 import torch
 
 from reslab.data import ImageSet, load_dataset
-from reslab.data.shipped import SAMPLE_FILE, unpack_jpegs
-
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-@functools.cache
-def sample_jpegs(split: str = "train") -> dict[str, list[bytes]]:
-    """Class name -> the shipped sample's original JPEG files of that class."""
-    from safetensors.torch import load_file
-
-    t = load_file(str(SAMPLE_FILE))
-    blobs = unpack_jpegs(t[f"{split}_jpeg"], t[f"{split}_offsets"])
-    by_class: dict[str, list[bytes]] = {name: [] for name in CLASSES}
-    for label, data in zip(t[f"{split}_labels"].tolist(), blobs, strict=True):
-        by_class[CLASSES[label]].append(data)
-    return by_class
+from tests.conftest import sample_jpegs
 
 
 def write_tree(root: Path, per_class: int = 6, classes=("cat", "dog", "ship"), test_name="test"):
@@ -56,9 +40,9 @@ def tree(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def sample(tmp_path_factory):
-    """The shipped sample, decoded once for the whole session."""
-    return load_dataset("cifar10-sample", tmp_path_factory.mktemp("sample-cache"))
+def sample(data_dir):
+    """The shipped sample, decoded once for the whole session (into data_dir's cache)."""
+    return load_dataset("cifar10-sample", data_dir)
 
 
 def index_set(n: int = 50, c: int = 3, h: int = 8, w: int = 8) -> ImageSet:

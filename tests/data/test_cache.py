@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from safetensors import safe_open
 
 import reslab.data.decode as decode
 from reslab.data import load_dataset
@@ -30,6 +31,12 @@ def no_decoding(monkeypatch):
 def only_cache_file(data_dir):
     (path,) = (data_dir / "cache").iterdir()
     return path
+
+
+def _format(path) -> str:
+    """The format a cache file says it was written in (its safetensors header)."""
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()["format"]
 
 
 def test_a_second_load_reads_the_cache_without_decoding(tree, tmp_path, no_decoding):
@@ -80,27 +87,40 @@ def test_a_rebuilt_cache_replaces_the_stale_file(tree, tmp_path):
     ],
     ids=["flipped", "truncated", "zeroed", "empty"],
 )
-def test_a_damaged_cache_is_rebuilt_with_a_warning(tree, tmp_path, damage):
+def test_a_damaged_cache_is_rebuilt_with_a_warning(tree, tmp_path, no_decoding, damage):
     first = load_dataset(f"folder:{tree}", tmp_path / "dd")
     path = only_cache_file(tmp_path / "dd")
     path.write_bytes(damage(path.read_bytes()))
     with pytest.warns(UserWarning, match="unreadable.*rebuilding it"):
         again = load_dataset(f"folder:{tree}", tmp_path / "dd")
     assert torch.equal(first.train.images, again.train.images)
+    assert only_cache_file(tmp_path / "dd") == path and _format(path) == FORMAT
+    no_decoding()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # ... and the rebuilt file is good again
-        load_dataset(f"folder:{tree}", tmp_path / "dd")
+        warnings.simplefilter("error")  # ... and the rebuilt file serves the next load, silently
+        third = load_dataset(f"folder:{tree}", tmp_path / "dd")
+    assert torch.equal(third.train.images, first.train.images)
 
 
-def test_a_cache_of_another_format_is_silently_rebuilt(tree, tmp_path, monkeypatch):
+def test_a_cache_of_another_format_is_silently_rebuilt(tree, tmp_path, monkeypatch, no_decoding):
     import reslab.data.cache as cache
 
     monkeypatch.setattr(cache, "FORMAT", FORMAT + "-old")
-    load_dataset(f"folder:{tree}", tmp_path / "dd")
+    old = load_dataset(f"folder:{tree}", tmp_path / "dd")
+    path = only_cache_file(tmp_path / "dd")
+    assert _format(path) == FORMAT + "-old"
     monkeypatch.setattr(cache, "FORMAT", FORMAT)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        load_dataset(f"folder:{tree}", tmp_path / "dd")
+        warnings.simplefilter("error")  # silently: no warning
+        new = load_dataset(f"folder:{tree}", tmp_path / "dd")
+    # Rebuilt: the one cache file, overwritten in place, now in the current format ...
+    assert only_cache_file(tmp_path / "dd") == path and _format(path) == FORMAT
+    assert torch.equal(new.train.images, old.train.images)
+    assert torch.equal(new.test.labels, old.test.labels)
+    no_decoding()  # ... and the next load is served from it
+    assert torch.equal(
+        load_dataset(f"folder:{tree}", tmp_path / "dd").train.images, old.train.images
+    )
 
 
 def test_an_unwritable_data_dir_still_loads(tree, tmp_path):

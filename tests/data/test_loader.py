@@ -177,7 +177,6 @@ def test_bad_arguments_are_value_errors():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_on_cuda_batches_stay_on_the_device_and_resume_exactly():
     ld = loader(index_set(n=300), device="cuda", cutout=3, channels_last=True)
     full = batches(ld, epoch=1)

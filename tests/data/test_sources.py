@@ -20,8 +20,9 @@ import reslab.data.torchvision_sets as tv_sets
 from reslab.data import default_data_dir, default_val_split, list_datasets, load_dataset
 from reslab.data.shipped import SAMPLE_FILE
 from reslab.errors import DataError
+from tests.conftest import CLASSES
 
-from .conftest import CLASSES, write_tree
+from .conftest import write_tree
 
 
 def test_the_shipped_sample_is_real_balanced_cifar10(sample):

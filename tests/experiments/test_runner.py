@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from reslab.errors import UserError
 from reslab.experiments import EXPERIMENTS, Budget, Experiment, RunSpec, run_experiment
 from reslab.experiments import runner as runner_module
 
@@ -49,21 +50,25 @@ def test_grid_runs_then_skips_finished_runs(tmp_path, monkeypatch):
     def must_not_train(*a, **k):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(runner_module, "train", must_not_train)
+    monkeypatch.setattr(runner_module, "fit", must_not_train)
     again = run_experiment(EXP, TINY, tmp_path, seeds=2, log=lambda m: None)
     assert [r.status for r in again.runs] == [r.status for r in results.runs]
 
 
 def test_an_interrupted_run_is_resumed(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(runner_module, "resume", lambda run_dir, quiet: calls.append(run_dir))
+    monkeypatch.setattr(
+        runner_module,
+        "resume",
+        lambda run_dir, overrides, quiet: calls.append((run_dir, overrides)),
+    )
     run_dir = tmp_path / "runs" / "ok-s0"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.pt").write_bytes(b"x")
     (run_dir / "config.toml").write_text('model = "resnet20"\n')
     one = Experiment("one", "one", "one", lambda b: _grid(b)[:1], lambda r, o: [])
     run_experiment(one, TINY, tmp_path, log=lambda m: None)
-    assert calls == [run_dir]
+    assert calls == [(run_dir, {})]  # in-process: the config's own thread count
 
 
 def test_every_experiment_builds_a_unique_grid_at_every_budget():
@@ -89,3 +94,17 @@ def test_parallel_runs_side_by_side_in_their_own_processes(tmp_path):
     again = run_experiment(EXP, TINY, tmp_path, seeds=1, log=logs.append, parallel=2)
     assert "2 of 2 runs done; 0 to run" in logs[-1] or any("0 to run" in m for m in logs)
     assert [r.status for r in again.runs] == ["done", "diverged"]
+
+
+@pytest.mark.slow
+def test_a_user_error_in_a_worker_is_one_line_naming_the_run(tmp_path):
+    def grid(budget):
+        missing = f"folder:{tmp_path / 'no-such-images'}"  # valid config; fails when loaded
+        return [_grid(budget)[0], RunSpec("missing-data", dict(model="resnet20", dataset=missing))]
+
+    exp = Experiment("broken", "broken", "broken", grid, lambda results, out: [])
+    with pytest.raises(UserError, match=r"^run missing-data-s0 failed: ") as e:
+        run_experiment(exp, TINY, tmp_path, log=lambda m: None, parallel=2)
+    assert "\n" not in str(e.value)
+    assert (tmp_path / "runs" / "ok-s0" / "status.json").is_file()  # the run in flight finished
+    assert not (tmp_path / "runs" / "missing-data-s0" / "status.json").exists()

@@ -1,10 +1,12 @@
 """Verdicts are computed from the runs' numbers: the same code says supported or not."""
 
+import math
 from pathlib import Path
 
 import pytest
 
-from reslab.experiments import BUDGETS, batchnorm, degradation, optimizers
+from reslab.experiments import BUDGETS, batchnorm, degradation, gradients, optimizers
+from reslab.experiments.analysis import all_of, verdict
 from reslab.experiments.runner import ExperimentResults, RunResult
 from reslab.report.runs import RunRecord
 
@@ -105,3 +107,44 @@ def test_optimizers_picks_best_lr_on_validation_and_flags_sweep_edges(
     assert rows["sgd-momentum"][1] == "0.1" and rows["sgd"][1] == "0.3 (edge)"
     assert "best lr of sgd, nesterov, adam, adamw, rmsprop lies at the edge" in section.evidence
     assert all(f.is_file() for f in section.figures)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "options", "expected"),
+    [
+        (0.6, 0.5, dict(margin=0.05), "supported"),
+        (0.5, 0.6, dict(margin=0.05), "not supported"),
+        (0.52, 0.5, dict(margin=0.05), "inconclusive at this budget"),  # inside the noise
+        (40, 81, dict(lower_is_better=True), "supported"),  # fewer steps
+        (81, 81, dict(lower_is_better=True), "inconclusive at this budget"),  # a tie
+        (40, math.inf, dict(lower_is_better=True), "supported"),  # the other never got there
+        (math.inf, math.inf, dict(lower_is_better=True), "inconclusive at this budget"),
+        (float("nan"), 0.5, {}, "inconclusive at this budget"),  # not measured
+        (None, 0.5, {}, "inconclusive at this budget"),
+        (0.5, 0.6, dict(margin=1.0, refute_margin=0.0), "not supported"),  # asymmetric band
+    ],
+)
+def test_one_rule_turns_numbers_into_a_verdict(a, b, options, expected):
+    assert verdict(a, b, **options) == expected
+
+
+def test_a_claim_of_parts_needs_every_part():
+    s, n, i = "supported", "not supported", "inconclusive at this budget"
+    assert all_of(s, s) == s and all_of(s, i) == i and all_of(i, n) == n and all_of(s, n) == n
+
+
+@pytest.mark.parametrize(
+    ("plain", "residual", "expected"),
+    [
+        (50.0, 0.5, "supported"),  # above 10 and 100x the residual net's
+        (5.0, 0.1, "inconclusive at this budget"),  # 50x the residual's, but not above 10
+        (50.0, 10.0, "inconclusive at this budget"),  # above 10, only 5x the residual's
+        (0.5, 1.0, "not supported"),  # below the residual net's
+    ],
+)
+def test_gradient_explosion_verdict(plain, residual, expected):
+    def init(ratio):  # first/last conv gradient norms giving this ratio
+        return {"init": [{"grad_norm": ratio}, {"grad_norm": 1.0}]}
+
+    stats = {("plain", "batchnorm", 56): init(plain), ("resnet", "batchnorm", 56): init(residual)}
+    assert gradients._explosion(stats, 56).verdict == expected

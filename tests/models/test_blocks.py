@@ -125,3 +125,53 @@ def test_zero_init_residual_makes_every_block_start_as_its_shortcut(name, norm):
             expected = shortcut if block.preact else torch.relu(shortcut)
             torch.testing.assert_close(out, expected)
             h = out
+
+
+def test_resnet_takes_classes_and_factories_like_torchvision():
+    from reslab.models import BasicBlock, Norm, ResNet
+    from reslab.models.layers import pad_shortcut
+
+    net = ResNet(BasicBlock, (2, 2, 2, 2), norm=nn.BatchNorm2d)  # torchvision's resnet18 call
+    assert sum(p.numel() for p in net.parameters()) == 11_689_512
+    cifar = ResNet(
+        BasicBlock,
+        (3, 3, 3),
+        widths=(16, 32, 64),
+        stem="cifar",
+        stem_width=16,
+        num_classes=10,
+        norm=Norm(nn.BatchNorm2d),
+        shortcut=pad_shortcut,
+    )
+    zoo = create_model("resnet20")
+    cifar.load_state_dict(zoo.state_dict())  # the same network as the registry's resnet20
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(cifar.eval()(x), zoo.eval()(x))
+    plain = ResNet(BasicBlock, (1, 1), widths=(8, 16), stem="cifar", stem_width=8, shortcut=None)
+    assert all(not b.residual for b in plain.blocks())
+
+
+def test_resnet9_honours_every_shortcut_option():
+    def projections(model):
+        return sum(isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) for m in model.modules())
+
+    a, b = create_model("resnet9", shortcut="A"), create_model("resnet9", shortcut="B")
+    assert projections(a) == projections(b) == 0  # identity: the shape never changes there
+    assert projections(create_model("resnet9", shortcut="C")) == 2  # one per residual block
+    plain = create_model("resnet9", shortcut="none")
+    assert not plain.layer1[-1].residual and not plain.layer3[-1].residual
+    x = torch.randn(2, 3, 32, 32)
+    for model in (a, create_model("resnet9", shortcut="C"), plain):
+        assert model(x).shape == (2, 10)
+
+
+def test_zoo_entries_are_keyword_data():
+    from reslab.models import get_spec
+
+    spec = get_spec("resnet56")
+    assert spec.shortcut == "A" and spec.arch["layers"] == (9, 9, 9)
+    assert spec.arch["block"].__name__ == "BasicBlock"
+    import reslab.models.zoo as zoo
+
+    assert not [n for n in vars(zoo) if n.startswith("_") and not n.startswith("__") and
+                not callable(getattr(zoo, n))]  # fmt: skip

@@ -259,7 +259,6 @@ def test_under_cpu_autocast_matches_torch():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cuda_autocast_channels_last_matches_torch(dtype):
     torch.manual_seed(0)

@@ -7,6 +7,8 @@ from PIL import Image
 
 from reslab.errors import UserError
 from reslab.report import write_report
+from reslab.report.experiment import Section, to_markdown
+from reslab.report.markdown import markdown_table
 from tests.report.test_runs import fake_run
 
 
@@ -74,3 +76,31 @@ def test_bad_inputs(tmp_path):
         write_report([tmp_path / "nope"], tmp_path / "out")
     with pytest.raises(UserError, match="no run directories"):
         write_report([], tmp_path / "out")
+
+
+def _unescaped_pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def test_a_pipe_or_newline_in_a_cell_stays_inside_it():
+    table = markdown_table(["run", "lr|wd"], [["a|b", "two\nlines"], [None, ""]])
+    lines = table.splitlines()
+    assert len(lines) == 4  # header, rule, two rows: no cell spilled onto a line of its own
+    assert all(_unescaped_pipes(line) == 3 for line in lines)  # two columns on every line
+    assert lines[0] == r"| run | lr\|wd |"
+    assert lines[2] == r"| a\|b | two lines |"
+    assert lines[3] == "| - | - |"
+
+
+def test_experiment_report_tables_escape_pipes_too():
+    section = Section(
+        "title",
+        "claim",
+        "supported",
+        "evidence.",
+        headers=["optimizer", "sweep"],
+        rows=[["sgd", "0.1: 30% | 0.3: 35%"]],
+    )
+    rows = [line for line in to_markdown("T", "intro", [section]).splitlines() if "sgd" in line]
+    assert rows == [r"| sgd | 0.1: 30% \| 0.3: 35% |"]
+    assert _unescaped_pipes(rows[0]) == 3

@@ -113,3 +113,31 @@ def test_saved_configs_without_shortcut_pad_keep_the_old_convention():
     assert saved_config(old).shortcut_pad == "after"
     assert saved_config({**old, "shortcut_pad": "both"}).shortcut_pad == "both"
     assert build_config({}).shortcut_pad == "both"
+
+
+def test_every_key_has_help_and_shows_its_allowed_values_and_default():
+    from reslab.train.config import describe
+
+    for name in FIELDS:
+        text = describe(name)
+        assert FIELDS[name].metadata["help"] and "(default: " in text, name
+        assert "NORMS" not in text and "OPTIMIZERS" not in text
+    assert "one of sgd, nesterov, adam, adamw, rmsprop" in describe("optimizer")
+    assert "onecycle" in describe("schedule") and "a number > 0" in describe("lr")
+    assert describe("seed") and describe("milestones")
+
+
+def test_non_finite_numbers_are_refused():
+    for key in ("lr", "weight_decay", "warmup_epochs", "momentum"):
+        with pytest.raises(ConfigError, match=key):
+            build_config({"epochs": 1}, {key: float("inf")})
+    with pytest.raises(ConfigError, match="a finite number"):
+        build_config({"epochs": 1}, {"weight_decay": float("nan")})
+
+
+def test_the_subpackage_is_not_shadowed():
+    import reslab
+    import reslab.train.config
+
+    assert reslab.train.config.TrainConfig is TrainConfig
+    assert callable(reslab.fit) and not callable(reslab.train)

@@ -13,41 +13,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-COMMON = [
-    "--dataset",
-    "cifar10-sample",
-    "--val-split",
-    "500",
-    "--batch-size",
-    "64",
-    "--threads",
-    "1",
-    "--check-every",
-    "1",
-    "--schedule",
-    "constant",
-    "--lr",
-    "0.05",
-    "--momentum",
-    "0.9",
-    "--no-flip",
-]
+from tests.conftest import cli_env, run_cli, tiny_flags
 
-
-def reslab(*args, data_dir, nproc=None, timeout=600, extra_env=None):
-    env = {**os.environ, "RESLAB_DATA": str(data_dir), **(extra_env or {})}
-    cmd = [sys.executable, "-m", "reslab", "train", *map(str, args)]
-    if nproc:
-        cmd += ["--nproc", str(nproc)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    r = reslab(*COMMON, "--max-steps", "1", "--out", d / "warm", data_dir=d)  # fill the cache
-    assert r.returncode == 0, r.stderr
-    return d
+# Every test sets the length (max_steps or epochs).
+COMMON = tiny_flags(
+    max_steps=None,
+    epochs=None,
+    val_split=500,
+    batch_size=64,
+    threads=1,
+    check_every=1,
+    schedule="constant",
+    lr=0.05,
+    momentum=0.9,
+    flip=False,
+)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -64,8 +44,8 @@ def test_two_processes_match_one_with_groupnorm(tmp_path, data_dir):
     # Rounding differences (the all-reduce adds in another order) grow with every step: measured
     # max |dw| 3e-8 after 1 step, 1.3e-5 after 3, 7.8e-4 after 8 at lr 0.05, momentum 0.9.
     args = [*COMMON, "--norm", "groupnorm", "--max-steps", "3"]
-    one = reslab(*args, "--out", tmp_path / "one", data_dir=data_dir)
-    two = reslab(*args, "--out", tmp_path / "two", data_dir=data_dir, nproc=2)
+    one = run_cli("train", *args, "--out", tmp_path / "one", data_dir=data_dir)
+    two = run_cli("train", *args, "--nproc", 2, "--out", tmp_path / "two", data_dir=data_dir)
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     diff = _max_diff(_weights(tmp_path / "one"), _weights(tmp_path / "two"))
@@ -81,8 +61,8 @@ def test_batchnorm_differs_boundedly(tmp_path, data_dir):
     """Each rank normalizes with its own half-batch statistics: the trajectories drift apart,
     but stay close over a few steps (docs/distributed.md gives the measured figure)."""
     args = [*COMMON, "--max-steps", "3"]
-    assert reslab(*args, "--out", tmp_path / "one", data_dir=data_dir).returncode == 0
-    r = reslab(*args, "--out", tmp_path / "two", data_dir=data_dir, nproc=2)
+    assert run_cli("train", *args, "--out", tmp_path / "one", data_dir=data_dir).returncode == 0
+    r = run_cli("train", *args, "--nproc", 2, "--out", tmp_path / "two", data_dir=data_dir)
     assert r.returncode == 0, r.stderr
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     diff = _max_diff(a, b)
@@ -131,7 +111,7 @@ def test_killed_worker_restarts_from_the_checkpoint(tmp_path, data_dir):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "RESLAB_DATA": str(data_dir)},
+        env=cli_env(data_dir),
     )
     deadline = time.time() + 300
     while not (run / "checkpoints" / "last.pt").is_file() and time.time() < deadline:
@@ -158,7 +138,8 @@ def test_killed_worker_restarts_from_the_checkpoint(tmp_path, data_dir):
 @pytest.mark.slow
 def test_resume_with_another_process_count(tmp_path, data_dir):
     run = tmp_path / "run"
-    r = reslab(
+    r = run_cli(
+        "train",
         *COMMON,
         "--norm",
         "groupnorm",
@@ -171,11 +152,13 @@ def test_resume_with_another_process_count(tmp_path, data_dir):
         data_dir=data_dir,
     )
     assert r.returncode == 0, r.stderr
-    r = reslab("--resume", run, "--epochs", "2", data_dir=data_dir, nproc=2)
+    r = run_cli("train", "--resume", run, "--epochs", 2, "--nproc", 2, data_dir=data_dir)
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
 
 
 def test_sync_bn_needs_cuda(tmp_path, data_dir):
-    r = reslab(*COMMON, "--sync-bn", "--max-steps", "1", "--out", tmp_path / "r", data_dir=data_dir)
+    r = run_cli(
+        "train", *COMMON, "--sync-bn", "--max-steps", 1, "--out", tmp_path / "r", data_dir=data_dir
+    )
     assert r.returncode == 2 and "SyncBatchNorm needs CUDA" in r.stderr

@@ -6,66 +6,40 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-from reslab.train import build_config, train
+from reslab.train import fit
 from reslab.train.checkpoint import load_checkpoint
+from tests.conftest import start_cli, tiny_flags
 
-# 300 training images in batches of 32: an epoch (and a checkpoint write) every ~1 s.
-SMALL = [
-    "--dataset",
-    "cifar10-sample",
-    "--val-split",
-    "3700",
-    "--batch-size",
-    "32",
-    "--threads",
-    "1",
-    "--check-every",
-    "1",
-    "--schedule",
-    "cosine",
-    "--lr",
-    "0.05",
-]
+# 300 training images in batches of 32: an epoch (and a checkpoint write) every ~1 s. Each test
+# sets the length in epochs.
+SMALL = {
+    "val_split": 3700,
+    "batch_size": 32,
+    "max_steps": None,
+    "threads": 1,
+    "check_every": 1,
+    "schedule": "cosine",
+    "lr": 0.05,
+}
 
 
 def _start(args, data_dir):
-    return subprocess.Popen(
-        [sys.executable, "-m", "reslab", "train", *map(str, args)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "RESLAB_DATA": str(data_dir)},
-    )
+    return start_cli("train", *args, data_dir=data_dir, stdout=subprocess.DEVNULL)
 
 
-def _kill_and_resume(tmp_path, kills: int, seed: int):
-    data_dir, run = tmp_path / "data", tmp_path / "run"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reslab",
-            "train",
-            *SMALL,
-            "--max-steps",
-            "1",
-            "--out",
-            tmp_path / "warm",
-        ],
-        env={**os.environ, "RESLAB_DATA": str(data_dir)},
-        capture_output=True,
-        check=True,
-    )  # decode the sample into the cache once
+def _kill_and_resume(tmp_path, data_dir, kills: int, seed: int) -> int:
+    """Train 6 epochs, SIGKILL it `kills` times at random moments, resuming after each; return
+    how many kills landed while the run was unfinished."""
+    run = tmp_path / "run"
     rng = random.Random(seed)
     last = run / "checkpoints" / "last.pt"
-    proc = _start([*SMALL, "--epochs", "6", "--out", run], data_dir)
-    survived = 0
+    proc = _start([*tiny_flags(**SMALL, epochs=6), "--out", run], data_dir)
+    landed = 0
     for _ in range(kills):
         # Wait for training to be under way (a checkpoint exists), then kill at a random moment:
         # epochs, and so checkpoint writes, come every second or so.
@@ -77,8 +51,9 @@ def _kill_and_resume(tmp_path, kills: int, seed: int):
             break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        load_checkpoint(last)  # never unreadable, whenever the kill landed
-        survived += 1
+        position = load_checkpoint(last)["position"]  # never unreadable, whenever the kill landed
+        if proc.returncode == -signal.SIGKILL and position["epoch"] < 6:
+            landed += 1  # the kill, not a normal exit, ended a run with epochs left to train
         proc = _start(["--resume", run], data_dir)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
@@ -87,21 +62,23 @@ def _kill_and_resume(tmp_path, kills: int, seed: int):
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, 7))  # no epoch lost or doubled
     assert not [p for p in (run / "checkpoints").iterdir() if p.suffix == ".tmp"]
-    return survived
+    return landed
 
 
-def test_sigkill_then_resume_always_finishes(tmp_path):
-    assert _kill_and_resume(tmp_path, kills=3, seed=0) >= 1
+def test_sigkill_then_resume_always_finishes(tmp_path, data_dir):
+    landed = _kill_and_resume(tmp_path, data_dir, kills=3, seed=0)
+    assert landed >= 1, "no SIGKILL landed mid-run: the run finished before the first kill"
 
 
 @pytest.mark.slow
-def test_sigkill_many_times(tmp_path):
-    _kill_and_resume(tmp_path, kills=15, seed=1)
+def test_sigkill_many_times(tmp_path, data_dir):
+    landed = _kill_and_resume(tmp_path, data_dir, kills=15, seed=1)
+    assert landed >= 1, "no SIGKILL landed mid-run: the run finished before the first kill"
 
 
-def test_sigterm_writes_a_checkpoint(tmp_path):
+def test_sigterm_writes_a_checkpoint(tmp_path, data_dir):
     run = tmp_path / "run"
-    proc = _start([*SMALL, "--epochs", "50", "--out", run], tmp_path / "data")
+    proc = _start([*tiny_flags(**SMALL, epochs=50), "--out", run], data_dir)
     deadline = time.time() + 120
     while not (run / "checkpoints" / "last.pt").is_file() and time.time() < deadline:
         time.sleep(0.2)
@@ -118,18 +95,16 @@ def _rss_mib() -> float:
 
 
 @pytest.mark.slow
-def test_memory_stays_flat_and_no_file_handles_leak(tmp_path, monkeypatch):
-    monkeypatch.setenv("RESLAB_DATA", str(tmp_path / "data"))
+def test_memory_stays_flat_and_no_file_handles_leak(tmp_path, tiny_config):
     torch.set_num_threads(2)
-    config = build_config(
-        {
-            "dataset": "cifar10-sample",
-            "val_split": 3700,
-            "batch_size": 50,
-            "epochs": 16,
-            "schedule": "constant",
-            "lr": 0.02,
-        }
+    config = tiny_config(
+        val_split=3700,
+        batch_size=50,
+        epochs=16,
+        max_steps=None,
+        threads=None,
+        schedule="constant",
+        lr=0.02,
     )
     rss = {}
 
@@ -139,7 +114,7 @@ def test_memory_stays_flat_and_no_file_handles_leak(tmp_path, monkeypatch):
         return False
 
     fds_before = len(os.listdir("/proc/self/fd"))
-    train(config, tmp_path / "run", quiet=True, should_stop=record)
+    fit(config, tmp_path / "run", quiet=True, should_stop=record)
     fds_after = len(os.listdir("/proc/self/fd"))
     growth = rss[16] - rss[4]
     assert growth < 25, f"RSS grew {growth:.1f} MiB from epoch 4 to 16: {rss}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from reslab.data import folder, shipped
 from reslab.data.cache import cache_path, read_cache, write_cache
-from reslab.data.sets import DataSplits, ImageSet, channel_stats
+from reslab.data.sets import DataSplits, ImageSet, channel_stats, split_validation
 from reslab.data.torchvision_sets import TORCHVISION_SETS, load_torchvision
 from reslab.errors import DataError
 
@@ -76,7 +76,6 @@ VAL_SPLITS: dict[str, int] = {
     **{name: spec.val_split for name, spec in TORCHVISION_SETS.items()},
     "cifar10-sample": SAMPLE_VAL_SPLIT,
 }
-_train_sizes: dict[str, int] = {}  # canonical name -> training images, from this process's loads
 
 
 def list_datasets() -> list[str]:
@@ -109,17 +108,23 @@ def _source(name: str, data_dir: Path, download: bool, skip_corrupt: bool) -> So
 def default_val_split(name: str, n_train: int | None = None) -> int:
     """Images to hold out for validation when the config does not say: 5,000 for the
     torchvision sets, 500 for cifar10-sample, 10% of the training images for folder: sets
-    (`n_train` if given, else counted from the last load or the folder itself)."""
+    (`n_train` if given, else counted in the folder itself)."""
     if name in VAL_SPLITS:
         return VAL_SPLITS[name]
     if not name.startswith(FOLDER_PREFIX):
         raise _unknown(name)
     if n_train is None:
         root = folder.find_root(name.removeprefix(FOLDER_PREFIX))
-        n_train = _train_sizes.get(f"{FOLDER_PREFIX}{root}")
-    if n_train is None:
         n_train = sum(len(files) for files in folder.scan(root).train.values())
     return int(n_train * FOLDER_VAL_FRACTION)
+
+
+def holdout(data: DataSplits, val_split: int, seed: int) -> tuple[ImageSet, ImageSet]:
+    """The one rule for a run's validation split: (training images, held-out images), with
+    `val_split` images held out, or the data set's default number when it is -1. Training,
+    `reslab eval --split val` and the experiments all ask this function."""
+    n = default_val_split(data.name, len(data.train)) if val_split < 0 else val_split
+    return split_validation(data.train, n, seed=seed)
 
 
 def _from_cache(path: Path, key: str, skip_corrupt: bool) -> DataSplits | None:
@@ -159,5 +164,4 @@ def load_dataset(
         mean, std = channel_stats(train.images)
         splits = DataSplits(source.name, train, test, classes, mean, std, skipped)
         write_cache(path, splits, source.key())  # asked again: a download adds files
-    _train_sizes[splits.name] = len(splits.train)
     return splits

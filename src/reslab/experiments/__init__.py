@@ -9,13 +9,17 @@ EXPERIMENTS = {
     for e in (batchnorm, degradation, optimizers, gradients, placement)
 }
 
+from reslab.experiments.conduct import ExperimentReport, conduct  # noqa: E402
+
 __all__ = [
     "BUDGETS",
     "EXPERIMENTS",
     "Budget",
     "Experiment",
+    "ExperimentReport",
     "ExperimentResults",
     "RunSpec",
+    "conduct",
     "get_budget",
     "run_experiment",
 ]

@@ -1,4 +1,5 @@
-"""Numbers the verdicts are computed from: steps to a target, final values, mean and spread."""
+"""Numbers the verdicts are computed from (steps to a target, final values, mean and spread),
+and the one rule that turns them into a verdict."""
 
 from __future__ import annotations
 
@@ -9,6 +10,35 @@ from collections.abc import Iterable
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
 INCONCLUSIVE = "inconclusive at this budget"
+
+
+def verdict(
+    a: float | None,
+    b: float | None,
+    *,
+    lower_is_better: bool = False,
+    margin: float = 0.0,
+    refute_margin: float | None = None,
+) -> str:
+    """The verdict on a claim that `a` beats `b`: supported when a is better by more than
+    `margin` (the noise), not supported when b is better by more than `refute_margin` (default:
+    `margin`, a band symmetric about a tie), inconclusive in between or when either could not be
+    measured (None or NaN). A value with a known worst case, such as a target never reached,
+    is passed as that worst case (an infinity), not as None."""
+    if a is None or b is None:
+        return INCONCLUSIVE
+    lead = b - a if lower_is_better else a - b  # NaN when both are the same infinity
+    refute = margin if refute_margin is None else refute_margin
+    if lead > margin:
+        return SUPPORTED
+    return NOT_SUPPORTED if lead < -refute else INCONCLUSIVE
+
+
+def all_of(*verdicts: str) -> str:
+    """The verdict on a claim made of parts: refuted by any one, supported only by all."""
+    if NOT_SUPPORTED in verdicts:
+        return NOT_SUPPORTED
+    return SUPPORTED if all(v == SUPPORTED for v in verdicts) else INCONCLUSIVE
 
 
 def steps_to_target(record, target: float, key: str = "val_acc") -> int | None:
@@ -59,12 +89,8 @@ def compare(
     """Verdict that mean a > mean b, from (mean, std) pairs measured on n images each, over
     `seeds` runs: (verdict, gap, noise). The noise is the larger of the spread over seeds,
     the split's sampling noise (shrinking with more seeds) and a floor."""
-    gap = a[0] - b[0]
     noise = max(floor, a[1], b[1], binomial_noise(a[0], b[0], n) / math.sqrt(max(1, seeds)))
-    if math.isnan(gap):
-        return INCONCLUSIVE, gap, noise
-    verdict = SUPPORTED if gap > noise else NOT_SUPPORTED if gap < -noise else INCONCLUSIVE
-    return verdict, gap, noise
+    return verdict(a[0], b[0], margin=noise), a[0] - b[0], noise
 
 
 def val_size(results) -> int:

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from reslab.experiments.analysis import (
-    INCONCLUSIVE,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    final,
-    fmt,
-    mean_std,
-    steps_to_target,
-    trained,
-)
+import math
+
+from reslab.experiments.analysis import final, fmt, mean_std, steps_to_target, trained, verdict
 from reslab.experiments.figures import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.experiment import Section
@@ -57,12 +50,10 @@ def _largest_lr(results, norm, chance):
 
 def _convergence(results, target) -> Section:
     bn, none = _steps(results, "batchnorm", target), _steps(results, "none", target)
-    if bn is None and none is None:
-        verdict = INCONCLUSIVE
-    elif none is None or (bn is not None and bn < none):
-        verdict = SUPPORTED
-    else:
-        verdict = NOT_SUPPORTED if bn is None or bn > none else INCONCLUSIVE
+    never = math.inf  # a target never reached: the most steps there are
+    faster = verdict(
+        never if bn is None else bn, never if none is None else none, lower_is_better=True
+    )
     rows = []
     for norm in NORMS:
         for lr in LRS:
@@ -81,7 +72,7 @@ def _convergence(results, target) -> Section:
         "BN converges in fewer steps",
         "With batch normalization the network reaches a given accuracy in fewer steps "
         "(Ioffe & Szegedy 2015, Fig. 2).",
-        verdict,
+        faster,
         f"Fewest steps to {100 * target:.0f}% validation accuracy over the learning rates: "
         f"with BN {_num(bn, 'never')}, without {_num(none, 'never')}.",
         headers=["norm", "lr", f"steps to {100 * target:.0f}% val", "final val acc", "status"],
@@ -91,17 +82,12 @@ def _convergence(results, target) -> Section:
 
 def _tolerance(results, chance) -> Section:
     bn, none = _largest_lr(results, "batchnorm", chance), _largest_lr(results, "none", chance)
-    if bn is None and none is None:
-        verdict = INCONCLUSIVE
-    elif none is None or (bn is not None and bn > none):
-        verdict = SUPPORTED
-    else:
-        verdict = NOT_SUPPORTED if bn is None or bn < none else INCONCLUSIVE
+    tolerates = verdict(0.0 if bn is None else bn, 0.0 if none is None else none)  # 0: none trains
     return Section(
         "BN tolerates higher learning rates",
         "Batch-normalized networks still train at learning rates where the same network without "
         "normalization diverges or stalls (Ioffe & Szegedy 2015, Sec. 3.3).",
-        verdict,
+        tolerates,
         f"Largest learning rate that still trains (no divergence, final validation accuracy "
         f"above 1.5x chance): with BN {_num(bn, 'none')}, without {_num(none, 'none')}. "
         f"Tried: {', '.join(f'{lr:g}' for lr in LRS)}.",
@@ -120,13 +106,10 @@ def _scratch(results) -> Section:
             gaps.append(gap)
         rows.append([f"{lr:g}", fmt(*a), fmt(*b), "-" if gap is None else f"{100 * gap:.1f}"])
     worst = max(gaps) if gaps else None
-    verdict = (
-        INCONCLUSIVE if worst is None else SUPPORTED if worst <= MATCH_TOLERANCE else NOT_SUPPORTED
-    )
     return Section(
         "The from-scratch BN matches torch's BN",
         "reslab.nn.BatchNorm2d (analytic backward) trains like torch.nn.BatchNorm2d.",
-        verdict,
+        verdict(worst, MATCH_TOLERANCE, lower_is_better=True),
         f"Largest gap in final validation accuracy over the learning rates: "
         f"{'-' if worst is None else f'{100 * worst:.1f} points'} (tolerance "
         f"{100 * MATCH_TOLERANCE:.0f}). Both use the same seed; they differ only in floating-point "

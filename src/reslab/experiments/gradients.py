@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from reslab.data import DeviceLoader, load_dataset
-from reslab.experiments.analysis import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from reslab.experiments.analysis import all_of, verdict
 from reslab.experiments.figures import figures_dir
 from reslab.experiments.spec import Budget, Experiment, RunSpec
+from reslab.infer import load
 from reslab.metrics import gradient_ratio, layer_statistics
 from reslab.models import create_model
 from reslab.report.curves import pyplot, save_figure
 from reslab.report.experiment import Section
-from reslab.train import load
 
 DEPTHS = (20, 56)
 STEPS = 50  # "after some steps": short runs at a small lr every variant survives
 VANISH = 0.1  # first-layer / last-layer gradient norm below this counts as vanishing
+TENFOLD = 1.0  # a factor of 10, in log10 units: how far the plain net must be from the residual
 
 
 def _configs():
@@ -90,21 +93,26 @@ def _plot(stats, depth, key, when, out, ylabel):
     return save_figure(fig, out)
 
 
+def _log10(ratio: float) -> float:
+    """A gradient-norm ratio in log10 units; 0 (no gradient reaches the input) is -inf."""
+    return -math.inf if ratio == 0 else math.log10(ratio)  # NaN stays NaN: not measured
+
+
 def _explosion(stats, deep: int) -> Section:
     plain = gradient_ratio(stats[("plain", "batchnorm", deep)]["init"])
     residual = gradient_ratio(stats[("resnet", "batchnorm", deep)]["init"])
-    if plain > 1 / VANISH and plain > 10 * residual:
-        verdict = SUPPORTED
-    elif plain <= residual:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
+    # Explodes: above 1 / VANISH (a plain ratio below it leaves the claim open, never refutes
+    # it) and 10x the residual net's; refuted when the plain ratio is below the residual one.
+    explodes = all_of(
+        verdict(_log10(plain), _log10(1 / VANISH), refute_margin=math.inf),
+        verdict(_log10(plain), _log10(residual), margin=TENFOLD, refute_margin=0.0),
+    )
     return Section(
         "With BN but without skips, gradients explode towards the input",
         "At initialization, batch normalization in a deep plain network makes the gradient grow "
         "geometrically towards the input (Yang et al. 2019, arXiv:1902.08129); skip connections "
         "tame it.",
-        verdict,
+        explodes,
         f"First/last conv gradient-norm ratio at initialization, depth {deep}: plain with BN "
         f"{plain:.3g}, residual with BN {residual:.3g} ('explode' means above {1 / VANISH:g} "
         f"and at least 10x the residual net's).",
@@ -129,12 +137,14 @@ def analyze(results, out) -> list[Section]:
     deep = max(DEPTHS)
     plain = gradient_ratio(stats[("plain", "none", deep)]["init"])
     residual = gradient_ratio(stats[("resnet", "none", deep)]["init"])
-    if plain < VANISH and residual > 10 * plain:
-        verdict = SUPPORTED
-    elif plain >= VANISH or residual <= plain:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
+    # Vanishes: below VANISH (a ratio above it refutes the claim) and 10x below the residual
+    # net's; refuted when the plain ratio is above the residual one.
+    vanishes = all_of(
+        verdict(_log10(plain), _log10(VANISH), lower_is_better=True),
+        verdict(
+            _log10(plain), _log10(residual), lower_is_better=True, margin=TENFOLD, refute_margin=0.0
+        ),
+    )
     figs = [
         _plot(
             stats,
@@ -164,7 +174,7 @@ def analyze(results, out) -> list[Section]:
             "Without skips and BN, gradients vanish towards the input",
             "In a deep plain network without normalization the gradient shrinks layer by layer "
             "towards the input; skip connections keep it flowing (He et al. 2015; 2016).",
-            verdict,
+            vanishes,
             f"Ratio of the first conv's gradient norm to the last conv's, at initialization, "
             f"depth {deep}: plain without BN {plain:.3g}, residual without BN {residual:.3g} "
             f"('vanishing' means below {VANISH} and at least 10x below the residual net's).",

@@ -1,13 +1,15 @@
 """Run an experiment's grid: each run an ordinary run directory; finished runs are skipped,
-interrupted ones resumed, diverged ones recorded."""
+interrupted ones resumed, diverged ones recorded. One function runs one grid cell, in this
+process or, side by side, in worker processes."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-import subprocess
-import sys
-import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +17,11 @@ import torch
 
 from reslab.errors import DivergenceError, UserError
 from reslab.experiments.spec import Budget, Experiment, RunSpec
-from reslab.io import atomic_write_json, atomic_write_text
+from reslab.io import atomic_write_json
 from reslab.report.runs import RunRecord, load_run
-from reslab.train import build_config, resume, train
-from reslab.train.config import to_toml
+from reslab.train.config import build_config
+from reslab.train.engine import fit, resume
+from reslab.train.run_dir import RunDir
 
 
 @dataclass
@@ -42,13 +45,18 @@ class ExperimentResults:
 
 
 def _status_file(run_dir: Path) -> Path:
-    return run_dir / "status.json"
+    return RunDir(run_dir).status
 
 
-def run_config(spec: RunSpec, seed: int, budget: Budget, dataset: str):
+def run_config(spec: RunSpec, seed: int, budget: Budget, dataset: str, threads: int = 0):
+    """The run's config; `threads` (0: the budget's or the run's own) is its CPU thread share."""
     # One layer for the budget, so a budget that gives both epochs and max_steps keeps both.
     budget_layer = {"epochs": budget.epochs, **budget.overrides, "dataset": dataset}
-    return build_config(budget_layer, spec.overrides, {"seed": seed})
+    return build_config(budget_layer, spec.overrides, {"seed": seed, **_threads(threads)})
+
+
+def _threads(threads: int) -> dict:
+    return {"threads": threads} if threads else {}
 
 
 def _result(spec: RunSpec, seed: int, run_dir: Path) -> RunResult:
@@ -56,85 +64,96 @@ def _result(spec: RunSpec, seed: int, run_dir: Path) -> RunResult:
     return RunResult(spec, seed, load_run(run_dir), status["status"], status.get("diverged_at"))
 
 
+def _train_or_resume(
+    spec: RunSpec, seed: int, budget: Budget, dataset: str, run_dir: Path, quiet: bool, threads: int
+) -> dict:
+    """Train the run, or resume it from its last checkpoint; how it ended, for status.json."""
+    config = run_config(spec, seed, budget, dataset, threads)
+    try:
+        if RunDir(run_dir).last.is_file():
+            resume(run_dir, _threads(threads), quiet=quiet)
+        else:
+            fit(config, run_dir, force=True, quiet=quiet)
+    except DivergenceError as e:
+        return {"status": "diverged", "message": str(e), "diverged_at": e.step}
+    return {"status": "done"}
+
+
 def run_one(
-    spec: RunSpec, seed: int, budget: Budget, dataset: str, run_dir: Path, quiet: bool
+    spec: RunSpec,
+    seed: int,
+    budget: Budget,
+    dataset: str,
+    run_dir: Path,
+    quiet: bool = True,
+    threads: int = 0,
 ) -> RunResult:
-    status_file = _status_file(run_dir)
-    if not status_file.is_file():
-        config = run_config(spec, seed, budget, dataset)
-        try:
-            if (run_dir / "checkpoints" / "last.pt").is_file():
-                resume(run_dir, quiet=quiet)
-            else:
-                train(config, run_dir, force=True, quiet=quiet)
-            status = {"status": "done"}
-        except DivergenceError as e:
-            status = {"status": "diverged", "message": str(e), "diverged_at": _step_of(str(e))}
-        atomic_write_json(status_file, status)
+    """One grid cell, in this process or a worker's: trained or resumed unless its status.json
+    says it has ended, then recorded there. `threads` (0: the config's) is its CPU share."""
+    if not _status_file(run_dir).is_file():
+        status = _train_or_resume(spec, seed, budget, dataset, run_dir, quiet, threads)
+        atomic_write_json(_status_file(run_dir), status)
     return _result(spec, seed, run_dir)
 
 
-def _launch(config, run_dir: Path, slot: int, parallel: int) -> subprocess.Popen:
-    """One run as its own `reslab train` process: GPU `slot` when there are GPUs, else a share
-    of the CPU cores."""
-    env = dict(os.environ)
-    if torch.cuda.is_available():
-        env["CUDA_VISIBLE_DEVICES"] = str(slot % torch.cuda.device_count())
-    threads = max(1, (os.cpu_count() or 1) // parallel)
-    if (run_dir / "checkpoints" / "last.pt").is_file():
-        args = ["--resume", str(run_dir), "--threads", str(threads)]
-    else:
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
-        toml = run_dir.parent / f".{run_dir.name}.toml"
-        atomic_write_text(toml, to_toml({**config.to_dict(), "threads": threads}))
-        args = ["--config", str(toml), "--out", str(run_dir), "--force"]
-    return subprocess.Popen(
-        [sys.executable, "-m", "reslab", "train", "--quiet", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+def _gpus() -> list[str]:
+    """The GPUs to spread workers over, as CUDA_VISIBLE_DEVICES entries; none without CUDA."""
+    if not torch.cuda.is_available():
+        return []
+    count, visible = torch.cuda.device_count(), os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:  # stay inside the user's choice: slot k gets the k-th GPU it lists
+        return [d.strip() for d in visible.split(",")][:count]
+    return [str(i) for i in range(count)]
 
 
-def _finish(proc: subprocess.Popen, run_dir: Path) -> None:
-    err = proc.communicate()[1].strip()
-    if proc.returncode == 0:
-        status = {"status": "done"}
-    elif proc.returncode == DivergenceError.exit_code:
-        message = err.removeprefix("error: ")
-        status = {"status": "diverged", "message": message, "diverged_at": _step_of(message)}
-    else:
-        raise UserError(
-            f"run {run_dir.name} failed (exit {proc.returncode}): "
-            f"{err.splitlines()[-1] if err else 'no message'}"
-        )
-    atomic_write_json(_status_file(run_dir), status)
+def _start_worker(gpu: str | None, threads: int) -> None:
+    """A worker's share of the machine, set before anything in it touches CUDA."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    torch.set_num_threads(threads)
+
+
+def _failure(error: BaseException, run_dir: Path) -> BaseException:
+    """What a worker's error becomes here: one line naming the run for what a user can fix."""
+    if isinstance(error, UserError):
+        return UserError(f"run {run_dir.name} failed: {error}")
+    if isinstance(error, BrokenProcessPool):
+        return UserError(f"run {run_dir.name} failed: its process died (killed, out of memory?)")
+    return error  # an internal bug: raised with the worker's traceback as its cause
 
 
 def run_parallel(jobs: list[tuple], parallel: int, log) -> None:
-    """Run (config, run_dir) jobs `parallel` at a time, each in its own process."""
-    pending, running, free = list(jobs), [], list(range(parallel))
-    while pending or running:
-        while pending and free:
-            config, run_dir = pending.pop(0)
-            slot = free.pop(0)
-            log(f"started {run_dir.name} (slot {slot})")
-            running.append((_launch(config, run_dir, slot, parallel), run_dir, slot))
-        time.sleep(0.5)
-        for item in [r for r in running if r[0].poll() is not None]:
-            running.remove(item)
-            proc, run_dir, slot = item
-            _finish(proc, run_dir)
-            free.append(slot)
-            log(f"finished {run_dir.name}")
+    """Run `run_one` on each job (its arguments up to the run directory), `parallel` at a time.
+    Slot k is one worker process with GPU k (mod the GPUs) when there are GPUs and an equal
+    share of the CPU cores. On a failure no new run starts; the runs in flight finish (and
+    record their status) before the error is raised. Workers are spawned, so a script that
+    calls this needs the usual `if __name__ == "__main__":` guard (the CLI has it)."""
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    pending, free, running = list(jobs), list(range(parallel)), {}
+    with ExitStack() as stack:  # on leaving, waits for the runs in flight
+        workers = [stack.enter_context(w) for w in _workers(parallel, threads)]
+        while pending or running:
+            while pending and free:
+                job, slot = pending.pop(0), free.pop(0)
+                log(f"started {job[-1].name} (slot {slot})")
+                future = workers[slot].submit(run_one, *job, quiet=True, threads=threads)
+                running[future] = slot, job[-1]
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                slot, run_dir = running.pop(future)
+                if future.exception() is not None:
+                    log(f"{run_dir.name} failed; waiting for the {len(running)} run(s) in flight")
+                    raise _failure(future.exception(), run_dir)
+                free.append(slot)
+                log(f"finished {run_dir.name}")
 
 
-def _step_of(message: str) -> int | None:
-    import re
-
-    m = re.search(r"at step (\d+)", message)
-    return int(m.group(1)) if m else None
+def _workers(parallel: int, threads: int) -> list[ProcessPoolExecutor]:
+    """One single-process pool per slot, so each slot keeps its GPU. Spawned, not forked: a
+    forked child would inherit this process's CUDA state, which CUDA does not support."""
+    spawn, gpus = multiprocessing.get_context("spawn"), _gpus()
+    slot_gpus = [gpus[k % len(gpus)] if gpus else None for k in range(parallel)]
+    return [ProcessPoolExecutor(1, spawn, _start_worker, (gpu, threads)) for gpu in slot_gpus]
 
 
 def run_experiment(
@@ -153,11 +172,9 @@ def run_experiment(
     assert len(set(names)) == len(names), f"duplicate run names in {experiment.name}"
     grid = [(s, k, out / "runs" / f"{s.name}-s{k}") for s in specs for k in range(seeds)]
     if parallel > 1:
-        todo = [
-            (run_config(s, k, budget, dataset), d)
-            for s, k, d in grid
-            if not _status_file(d).is_file()
-        ]
+        todo = [(s, k, budget, dataset, d) for s, k, d in grid if not _status_file(d).is_file()]
+        for spec, seed, *_ in todo:  # every config valid here, before any worker starts
+            run_config(spec, seed, budget, dataset)
         log(
             f"{len(grid) - len(todo)} of {len(grid)} runs done; {len(todo)} to run, "
             f"{parallel} at a time"

@@ -2,7 +2,7 @@
 
 from reslab.models import zoo as _zoo  # noqa: F401  (fills the registry)
 from reslab.models.blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
-from reslab.models.layers import NORMS, SHORTCUTS
+from reslab.models.layers import NORMS, SHORTCUTS, Norm
 from reslab.models.registry import (
     ModelSpec,
     count_params,
@@ -20,6 +20,7 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "ModelSpec",
+    "Norm",
     "PreActBasicBlock",
     "PreActBottleneck",
     "ResNet",

@@ -142,12 +142,3 @@ class PreActBottleneck(nn.Module):
 
     def last_layer(self) -> nn.Module:
         return self.conv3
-
-
-BLOCKS = {
-    "basic": BasicBlock,
-    "basic_relu_bn": ReluBNBasicBlock,
-    "bottleneck": Bottleneck,
-    "preact_basic": PreActBasicBlock,
-    "preact_bottleneck": PreActBottleneck,
-}

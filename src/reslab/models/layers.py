@@ -1,4 +1,8 @@
-"""Small building pieces shared by every block: convolutions, norm factories and shortcuts."""
+"""Small building pieces shared by every block: convolutions, norms and shortcuts.
+
+Norms and shortcuts go into the networks as objects (a `Norm`, a shortcut factory), never as
+names: the names users type are looked up once, in `registry.create_model`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reslab.errors import ConfigError
+from reslab.nn import BatchNorm1d as ScratchBatchNorm1d
 from reslab.nn import BatchNorm2d as ScratchBatchNorm2d
 
 NormLayer = Callable[[int], nn.Module]
@@ -30,28 +34,34 @@ def group_norm(num_channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(32, max(1, num_channels // 4)), num_channels)
 
 
+def _identity(_channels: int) -> nn.Module:
+    return nn.Identity()
+
+
 @dataclass(frozen=True)
 class Norm:
-    """How a model normalizes: the layer factory, and whether convolutions need their own bias."""
+    """How a network normalizes: a factory for feature maps, one for flat features (None where
+    the norm has no such form), and whether layers need a bias of their own."""
 
-    layer: NormLayer
-    conv_bias: bool  # True when the norm has no shift of its own to absorb a conv bias
+    layer: NormLayer  # channels -> module over (N, C, H, W)
+    layer1d: NormLayer | None = None  # features -> module over (N, C)
+    conv_bias: bool = False  # True when the norm has no shift of its own to absorb a bias
+    help: str = ""
 
 
 NORMS: dict[str, Norm] = {
-    "batchnorm": Norm(nn.BatchNorm2d, conv_bias=False),
-    "batchnorm-scratch": Norm(ScratchBatchNorm2d, conv_bias=False),
-    "groupnorm": Norm(group_norm, conv_bias=False),
-    "none": Norm(lambda _channels: nn.Identity(), conv_bias=True),
+    "batchnorm": Norm(nn.BatchNorm2d, nn.BatchNorm1d, help="torch's BatchNorm"),
+    "batchnorm-scratch": Norm(
+        ScratchBatchNorm2d, ScratchBatchNorm1d, help="reslab's BatchNorm, from first principles"
+    ),
+    "groupnorm": Norm(group_norm, None, help="GroupNorm, 32 groups of >= 4 channels"),
+    "none": Norm(_identity, _identity, conv_bias=True, help="no normalization"),
 }
 
-SHORTCUTS = ("A", "B", "C", "none")
 
-
-def get_norm(name: str) -> Norm:
-    if name not in NORMS:
-        raise ConfigError(f"norm: unknown value {name!r}; allowed: {', '.join(NORMS)}")
-    return NORMS[name]
+def as_norm(norm: Norm | NormLayer) -> Norm:
+    """A bare factory (e.g. `nn.BatchNorm2d`, as torchvision takes it) means a norm with a shift."""
+    return norm if isinstance(norm, Norm) else Norm(norm)
 
 
 PAD_MODES = ("both", "after")
@@ -85,22 +95,51 @@ class PadShortcut(nn.Module):
         return f"stride={self.stride}, zeros_before={self.before}, zeros_after={self.after}"
 
 
-def make_shortcut(
-    kind: str,
-    in_planes: int,
-    out_planes: int,
-    stride: int,
-    norm: Norm,
-    preact: bool,
-    pad: str = "both",
-) -> nn.Module | None:
-    """The module on the skip path, or None for a plain identity (also for kind "none")."""
-    reshapes = stride != 1 or in_planes != out_planes
-    if kind == "none" or (kind in ("A", "B") and not reshapes):
+# A shortcut factory builds the module on a block's skip path:
+# (in_planes, out_planes, stride, norm, preact) -> module, or None for the identity.
+ShortcutFactory = Callable[[int, int, int, Norm, bool], "nn.Module | None"]
+
+
+def _reshapes(in_planes: int, out_planes: int, stride: int) -> bool:
+    return stride != 1 or in_planes != out_planes
+
+
+def pad_shortcut(in_planes, out_planes, stride, norm, preact, pad: str = "both"):
+    """Option A: the identity, zero-padded and subsampled where the shape changes."""
+    if not _reshapes(in_planes, out_planes, stride):
         return None
-    if kind == "A":
-        return PadShortcut(in_planes, out_planes, stride, pad)
+    return PadShortcut(in_planes, out_planes, stride, pad)
+
+
+def projection(in_planes, out_planes, stride, norm: Norm, preact: bool) -> nn.Module:
+    """A 1x1 convolution (and norm): option C everywhere, option B where the shape changes."""
     conv = conv1x1(in_planes, out_planes, stride, bias=norm.conv_bias)
     # Pre-activation blocks feed the projection an already normalized input (He et al. 2016,
     # arXiv:1603.05027), so the projection carries no norm of its own.
     return conv if preact else nn.Sequential(conv, norm.layer(out_planes))
+
+
+def projection_where_reshaped(in_planes, out_planes, stride, norm, preact):
+    """Option B: the identity, and a projection where the shape changes."""
+    if not _reshapes(in_planes, out_planes, stride):
+        return None
+    return projection(in_planes, out_planes, stride, norm, preact)
+
+
+@dataclass(frozen=True)
+class ShortcutKind:
+    help: str
+    factory: Callable[[str], ShortcutFactory | None]  # pad mode -> factory; None: no skip path
+
+
+SHORTCUTS: dict[str, ShortcutKind] = {
+    "A": ShortcutKind(
+        "identity, zero-padded where the shape changes (no weights)",
+        lambda pad: lambda *shape: pad_shortcut(*shape, pad=pad),
+    ),
+    "B": ShortcutKind(
+        "identity, projection where the shape changes", lambda pad: projection_where_reshaped
+    ),
+    "C": ShortcutKind("projection in every block", lambda pad: projection),
+    "none": ShortcutKind("no skip path: the plain twin", lambda pad: None),
+}

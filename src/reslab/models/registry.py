@@ -1,29 +1,35 @@
-"""The model registry: every named network is a `ModelSpec` of plain data, built on demand."""
+"""The model registry: every named network is a `ModelSpec` of plain data, built on demand.
+
+`create_model` is the edge where names become objects: the norm, the shortcut kind and the
+model name are looked up here, and only here are bad names reported as user errors.
+"""
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from reslab.errors import ConfigError
+from reslab.models.layers import NORMS, PAD_MODES, SHORTCUTS
 from reslab.models.resnet import ResNet
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     name: str
     family: str
-    arch: Mapping[str, object]  # keyword arguments of ResNet: block, layers, widths, stem, ...
+    arch: Mapping[str, object]  # keyword arguments of the builder: block, layers, widths, ...
     num_classes: int  # default classifier size (1000 for ImageNet, 10 for CIFAR-10)
     input_size: tuple[int, int, int]  # (channels, height, width) the model is meant for
+    shortcut: str = "B"  # the shortcut option its paper uses (a key of SHORTCUTS)
     reference_error: float | None = None  # published top-1 error, %
     reference: str | None = None  # where that figure comes from
-    tags: tuple[str, ...] = field(default=())
     builder: Callable[..., nn.Module] = ResNet  # the class the arch keywords go to
 
 
@@ -33,6 +39,8 @@ _REGISTRY: dict[str, ModelSpec] = {}
 def register(spec: ModelSpec) -> ModelSpec:
     if spec.name in _REGISTRY:
         raise ValueError(f"model {spec.name!r} is registered twice")
+    if spec.shortcut not in SHORTCUTS:
+        raise ValueError(f"model {spec.name!r}: unknown shortcut {spec.shortcut!r}")
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -50,6 +58,12 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
+def _lookup(key: str, value: str, table: Mapping[str, object]):
+    if value not in table:
+        raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(table)}")
+    return table[value]
+
+
 def create_model(
     name: str,
     num_classes: int | None = None,
@@ -58,21 +72,36 @@ def create_model(
     shortcut: str | None = None,
     zero_init_residual: bool = False,
     shortcut_pad: str = "both",
+    pretrained: bool | str = False,
+    weights: str | Path | None = None,
 ) -> nn.Module:
-    """Build a registered network; `shortcut=None` keeps the one its paper uses.
+    """Build a registered network by name.
 
-    `shortcut_pad` places option A's zero channels: "both" sides (the default) or "after"."""
+    `norm` is a key of `NORMS`; `shortcut` a key of `SHORTCUTS` (None keeps the one its paper
+    uses); `shortcut_pad` places option A's zero channels on "both" sides or all "after".
+    `pretrained=True` loads the model's default shipped weights (a tag, or "resnet20.TAG" as the
+    name, picks others; ImageNet models take torchvision's from the local hub cache);
+    `weights=PATH` loads a file: reslab's safetensors, a torchvision state dict, or a known
+    foreign checkpoint format. Either returns the network in eval mode, with a
+    `pretrained_cfg` dict saying its classes and input normalization.
+    """
+    if pretrained or weights is not None:
+        from reslab.models.loading import load_pretrained, load_weights_file
+
+        if pretrained and weights is not None:
+            raise ConfigError("give pretrained or weights, not both")
+        if pretrained:
+            return load_pretrained(name, pretrained, num_classes)
+        return load_weights_file(name, weights, num_classes)
     spec = get_spec(name)
-    arch = dict(spec.arch)
-    if shortcut is not None:
-        arch["shortcut"] = shortcut
-    if spec.builder is ResNet:
-        arch["shortcut_pad"] = shortcut_pad
+    kind = _lookup("shortcut", spec.shortcut if shortcut is None else shortcut, SHORTCUTS)
+    _lookup("shortcut_pad", shortcut_pad, dict.fromkeys(PAD_MODES))
     return spec.builder(
-        **arch,
+        **spec.arch,
         num_classes=spec.num_classes if num_classes is None else num_classes,
         in_channels=in_channels,
-        norm=norm,
+        norm=_lookup("norm", norm, NORMS),
+        shortcut=kind.factory(shortcut_pad),
         zero_init_residual=zero_init_residual,
     )
 
@@ -85,15 +114,16 @@ def model_info(name: str) -> dict[str, object]:
     spec = get_spec(name)
     with torch.device("meta"):  # shapes only: no memory, no init cost, even for resnet1202
         model = create_model(name)
+    block = spec.arch.get("block")
     return {
         "name": spec.name,
         "family": spec.family,
         "params": count_params(model),
         "num_classes": spec.num_classes,
         "input_size": spec.input_size,
-        "block": spec.arch.get("block", spec.builder.__name__),
+        "block": block.__name__ if block is not None else spec.builder.__name__,
         "layers": tuple(spec.arch.get("layers", ())),
-        "shortcut": spec.arch.get("shortcut", "B"),
+        "shortcut": spec.shortcut,
         "reference_error": spec.reference_error,
         "reference": spec.reference,
     }

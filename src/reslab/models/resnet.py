@@ -1,7 +1,8 @@
 """One generic ResNet: a stem, stages of blocks, global pooling and a linear classifier.
 
 Module names follow torchvision's `models/resnet.py` (conv1, bn1, layer1.., downsample, fc), so
-torchvision's ImageNet weights load unchanged into the matching reslab models.
+torchvision's ImageNet weights load unchanged into the matching reslab models. As there, the
+block and the norm come in as a class and a factory; names are looked up in `create_model`.
 """
 
 from __future__ import annotations
@@ -11,50 +12,50 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from reslab.errors import ConfigError
-from reslab.models.blocks import BLOCKS
-from reslab.models.layers import SHORTCUTS, get_norm, make_shortcut
+from reslab.models.blocks import BasicBlock
+from reslab.models.layers import (
+    Norm,
+    NormLayer,
+    ShortcutFactory,
+    as_norm,
+    projection_where_reshaped,
+)
 
 STEMS = ("imagenet", "cifar")
 
 
 class ResNet(nn.Module):
+    """`block`: BasicBlock, Bottleneck or a pre-activation block class. `norm`: a `Norm` or a
+    bare factory such as `nn.BatchNorm2d`. `shortcut`: a shortcut factory (see `layers`), or
+    None for the plain twin, whose blocks have no skip path at all."""
+
     def __init__(
         self,
-        block: str,
-        layers: Sequence[int],
+        block: type[nn.Module] = BasicBlock,
+        layers: Sequence[int] = (2, 2, 2, 2),
         widths: Sequence[int] = (64, 128, 256, 512),
         stem: str = "imagenet",
         stem_width: int = 64,
         num_classes: int = 1000,
         in_channels: int = 3,
-        norm: str = "batchnorm",
-        shortcut: str = "B",
+        norm: Norm | NormLayer = nn.BatchNorm2d,
+        shortcut: ShortcutFactory | None = projection_where_reshaped,
         zero_init_residual: bool = False,
-        shortcut_pad: str = "both",
     ):
         super().__init__()
-        if shortcut not in SHORTCUTS:
-            raise ConfigError(
-                f"shortcut: unknown value {shortcut!r}; allowed: {', '.join(SHORTCUTS)}"
-            )
         if stem not in STEMS:
             raise ValueError(f"unknown stem {stem!r}; allowed: {', '.join(STEMS)}")
-        if block not in BLOCKS:
-            raise ValueError(f"unknown block {block!r}; allowed: {', '.join(BLOCKS)}")
-        block_cls = BLOCKS[block]
-        self.norm = get_norm(norm)
-        self.block_cls = block_cls
+        self.norm = as_norm(norm)
+        self.block_cls = block
         self.shortcut = shortcut
-        self.shortcut_pad = shortcut_pad
-        self._make_stem(stem, stem_width, in_channels, preact=block_cls.preact)
+        self._make_stem(stem, stem_width, in_channels, preact=block.preact)
         self.in_planes = stem_width
         for i, (planes, blocks) in enumerate(zip(widths, layers, strict=True)):
             stride = 1 if i == 0 else 2
             setattr(self, f"layer{i + 1}", self._make_layer(planes, blocks, stride))
         self.num_stages = len(layers)
         # Pre-activation nets end on a norm-ReLU: the last block's sum is not yet normalized.
-        final = [self.norm.layer(self.in_planes), nn.ReLU(inplace=True)] if block_cls.preact else []
+        final = [self.norm.layer(self.in_planes), nn.ReLU(inplace=True)] if block.preact else []
         self.final = nn.Sequential(*final)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.in_planes, num_classes)
@@ -71,21 +72,15 @@ class ResNet(nn.Module):
         self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
 
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        out_planes = planes * self.block_cls.expansion
+        block, out_planes = self.block_cls, planes * self.block_cls.expansion
         layers = []
         for i in range(blocks):
             s = stride if i == 0 else 1
-            shortcut = make_shortcut(
-                self.shortcut,
-                self.in_planes,
-                out_planes,
-                s,
-                self.norm,
-                self.block_cls.preact,
-                self.shortcut_pad,
-            )
-            residual = self.shortcut != "none"
-            layers.append(self.block_cls(self.in_planes, planes, s, shortcut, self.norm, residual))
+            skip = None
+            if self.shortcut is not None:
+                skip = self.shortcut(self.in_planes, out_planes, s, self.norm, block.preact)
+            residual = self.shortcut is not None
+            layers.append(block(self.in_planes, planes, s, skip, self.norm, residual))
             self.in_planes = out_planes
         return nn.Sequential(*layers)
 

@@ -8,10 +8,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reslab.models.layers import get_norm
+from reslab.models.layers import (
+    Norm,
+    NormLayer,
+    ShortcutFactory,
+    as_norm,
+    projection_where_reshaped,
+)
 
 
-def _conv_bn(c_in: int, c_out: int, norm) -> list[nn.Module]:
+def _conv_bn(c_in: int, c_out: int, norm: Norm) -> list[nn.Module]:
     return [
         nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm.conv_bias),
         norm.layer(c_out),
@@ -20,16 +26,23 @@ def _conv_bn(c_in: int, c_out: int, norm) -> list[nn.Module]:
 
 
 class Residual(nn.Module):
-    def __init__(self, channels: int, norm, residual: bool):
+    """Two conv-norm-ReLU layers and a skip path from the shortcut factory (the identity for
+    options A and B, whose shape never changes here; a projection for C); no skip path when
+    the factory is None."""
+
+    def __init__(self, channels: int, norm: Norm, shortcut: ShortcutFactory | None):
         super().__init__()
         self.branch = nn.Sequential(
             *_conv_bn(channels, channels, norm), *_conv_bn(channels, channels, norm)
         )
-        self.residual = residual
+        self.residual = shortcut is not None
+        self.downsample = shortcut(channels, channels, 1, norm, False) if shortcut else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.branch(x)
-        return out + x if self.residual else out
+        if not self.residual:
+            return out
+        return out + (x if self.downsample is None else self.downsample(x))
 
 
 class ResNet9(nn.Module):
@@ -37,23 +50,22 @@ class ResNet9(nn.Module):
         self,
         num_classes: int = 10,
         in_channels: int = 3,
-        norm: str = "batchnorm",
-        shortcut: str = "B",
+        norm: Norm | NormLayer = nn.BatchNorm2d,
+        shortcut: ShortcutFactory | None = projection_where_reshaped,
         zero_init_residual: bool = False,
         widths=(64, 128, 256, 512),
         scale: float = 0.125,
     ):
         super().__init__()
-        n = get_norm(norm)
-        residual = shortcut != "none"
+        n = as_norm(norm)
         w0, w1, w2, w3 = widths
         self.stem = nn.Sequential(*_conv_bn(in_channels, w0, n))
         self.layer1 = nn.Sequential(
-            *_conv_bn(w0, w1, n), nn.MaxPool2d(2), Residual(w1, n, residual)
+            *_conv_bn(w0, w1, n), nn.MaxPool2d(2), Residual(w1, n, shortcut)
         )
         self.layer2 = nn.Sequential(*_conv_bn(w1, w2, n), nn.MaxPool2d(2))
         self.layer3 = nn.Sequential(
-            *_conv_bn(w2, w3, n), nn.MaxPool2d(2), Residual(w3, n, residual)
+            *_conv_bn(w2, w3, n), nn.MaxPool2d(2), Residual(w3, n, shortcut)
         )
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.fc = nn.Linear(w3, num_classes, bias=False)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reslab.io import atomic_write_text
+from reslab.report.markdown import markdown_table
 
 
 @dataclass
@@ -29,21 +30,15 @@ def _rel(path: Path, root: Path | None) -> str:
         return path.as_posix()
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    if not headers:
-        return ""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
-
-
 def to_markdown(title: str, intro: str, sections: list[Section], root: Path | None = None) -> str:
     """Figures are linked relative to `root`, the folder report.md is written to."""
     parts = [f"# {title}\n\n{intro}\n"]
     for s in sections:
         figs = "".join(f"![{s.title}]({_rel(f, root)})\n\n" for f in s.figures)
+        table = markdown_table(s.headers, s.rows) + "\n" if s.headers else ""
         parts.append(
             f"## {s.title}\n\n**Claim.** {s.claim}\n\n**Verdict: {s.verdict}.** "
-            f"{s.evidence}\n\n{figs}{_md_table(s.headers, s.rows)}"
+            f"{s.evidence}\n\n{figs}{table}"
         )
     return "\n".join(parts)
 

@@ -1,4 +1,5 @@
-"""report.md for one or more runs: a results table, the curves, the last epochs, evaluations."""
+"""report.md for one or more runs (a results table, the curves, the last epochs, evaluations),
+and the markdown table writer every report uses."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def _cell(v) -> str:
 
 
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    """The one writer of markdown tables in reports: every cell, headers included, escaped."""
+    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 

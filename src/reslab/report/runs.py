@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reslab.errors import UserError
+from reslab.train.run_dir import RunDir
 
 try:
     import tomllib
@@ -41,27 +42,6 @@ class RunRecord:
         return self.metrics[-1] if self.metrics else {}
 
 
-def _read_metrics(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    lines = path.read_text(errors="replace").splitlines()
-    rows = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        if isinstance(row, dict):
-            rows.append(row)
-            continue
-        # The training engine appends one line per epoch, so a crash can cut the last one short.
-        why = "cut short by a crash?" if i == len(lines) - 1 else "corrupt file?"
-        warnings.warn(f"{path}: skipping unreadable line {i + 1} ({why})", stacklevel=3)
-    return rows
-
-
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         return {}
@@ -77,8 +57,8 @@ def _read_json(path: Path) -> dict:
 
 def load_run(path: str | Path) -> RunRecord:
     """Read a run directory; a missing summary.json (run not finished) is fine."""
-    path = Path(path)
-    config_file = path / "config.toml"
+    run = RunDir(path)
+    path, config_file = run.path, run.config
     if not config_file.is_file():
         why = "does not exist" if not path.exists() else "has no config.toml"
         raise UserError(
@@ -92,7 +72,7 @@ def load_run(path: str | Path) -> RunRecord:
     return RunRecord(
         path,
         config,
-        _read_metrics(path / "metrics.jsonl"),
-        _read_json(path / "summary.json"),
-        _read_json(path / "eval.json"),
+        run.read_metrics(),
+        _read_json(run.summary),
+        _read_json(run.evaluation),
     )

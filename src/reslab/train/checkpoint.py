@@ -7,8 +7,6 @@ carrying a code-execution payload is refused instead of run; weights ship as saf
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -16,7 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from reslab.errors import CheckpointError
-from reslab.io import atomic_write
+from reslab.io import atomic_write, read_torch_file
 
 FORMAT = "reslab-checkpoint"
 VERSION = 1
@@ -39,21 +37,11 @@ def _write(path: str | Path, write) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"refused to load {path}: it holds objects other than tensors and plain data "
-            f"({first[:160]}); reslab never runs code from a checkpoint"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (corrupt or truncated: "
-            f"{str(e).splitlines()[0][:120]})"
-        ) from None
+    return check_checkpoint(read_torch_file(path), path)
+
+
+def check_checkpoint(state: object, path: Path) -> dict:
+    """`state`, read from `path`, if it is a reslab checkpoint this version can read."""
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a reslab checkpoint")
     if state.get("version", 0) > VERSION:

@@ -1,7 +1,10 @@
 """The typed training config: defaults < recipe < TOML file < command-line flags.
 
-Unknown keys and bad values fail here, before anything runs, with a message that names the key
-and what is allowed. The resolved config is saved with every run and inside every checkpoint.
+Each field carries its own help, its allowed values (read from the table that implements them:
+the optimizer table, the schedule table, the norm table...) or its range; the CLI flags, their
+--help and the docs' table are generated from these fields. Unknown keys and bad values fail
+here, before anything runs, with a message that names the key and what is allowed. The resolved
+config is saved with every run and inside every checkpoint.
 """
 
 from __future__ import annotations
@@ -10,77 +13,162 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reslab.errors import ConfigError
+from reslab.models.layers import NORMS, PAD_MODES, SHORTCUTS
+from reslab.train.optim import OPTIMIZERS
+from reslab.train.runtime import DEVICES, PRECISIONS
+from reslab.train.schedule import SCHEDULES
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "linear")
-NORMS = ("batchnorm", "batchnorm-scratch", "groupnorm", "none")
-SHORTCUTS = ("default", "A", "B", "C", "none")
-SHORTCUT_PADS = ("both", "after")
-PRECISIONS = ("fp32", "bf16", "fp16")
 # Values that configs saved before a key existed meant; a saved config missing the key gets these.
 LEGACY_DEFAULTS = {"shortcut_pad": "after"}
-DEVICES = ("auto", "cpu", "cuda")
+
+
+def _datasets() -> list[str]:
+    from reslab.data import list_datasets
+
+    return [*list_datasets(), "folder:PATH"]
+
+
+def _models() -> list[str]:
+    from reslab.models import list_models
+
+    return list_models()
+
+
+@dataclass(frozen=True)
+class Check:
+    """A range check on a number: `ok(value)` must hold; `expected` says what is allowed."""
+
+    ok: Callable[[float], bool]
+    expected: str
+
+
+AT_LEAST_0 = Check(lambda v: v >= 0, "an integer >= 0")
+AT_LEAST_1 = Check(lambda v: v >= 1, "an integer >= 1")
+UNIT = Check(lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def option(default, help: str, *, choices=None, check: Check | None = None, listed: bool = True):
+    """A config field: its default, its help text, and either its allowed values (an iterable,
+    or a function returning one, for tables filled at import) or a range check. Mutable
+    defaults (lists) are copied per config."""
+    metadata = {"help": help, "choices": choices, "check": check, "listed": listed}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def choices_of(f: dataclasses.Field) -> list[str] | None:
+    choices = f.metadata.get("choices")
+    if choices is None:
+        return None
+    return list(choices() if callable(choices) else choices)
 
 
 @dataclass
 class TrainConfig:
     # -- what to train
-    model: str = "resnet20"  # a name from `reslab models`
-    norm: str = "batchnorm"  # one of NORMS
-    shortcut: str = "default"  # "default" keeps the model's own; else A, B, C or none
-    shortcut_pad: str = "both"  # option A: zero channels on both sides, or all "after" (pre-0.2)
-    zero_init_residual: bool = False  # start every residual branch at zero (arXiv:1706.02677)
+    model: str = option("resnet20", "a network from `reslab models`", choices=_models, listed=False)
+    norm: str = option("batchnorm", "normalization layer", choices=NORMS)
+    shortcut: str = option(
+        "default",
+        "skip path: 'default' keeps the model's own (A for CIFAR ResNets, B for ImageNet ones)",
+        choices=lambda: ["default", *SHORTCUTS],
+    )
+    shortcut_pad: str = option(
+        "both",
+        "where option A's zero channels go: both sides, or all after (runs before reslab 0.2)",
+        choices=PAD_MODES,
+    )
+    zero_init_residual: bool = option(
+        False, "start every residual branch at zero (Goyal et al. 2017, arXiv:1706.02677)"
+    )
     # -- on what
-    dataset: str = "cifar10"  # a registered data set or folder:PATH
-    data_dir: str = ""  # where data sets live; "" = $RESLAB_DATA or ~/.cache/reslab
-    val_split: int = -1  # images held out of train for validation; -1 = the data set's default
-    skip_corrupt: bool = False  # skip unreadable images in folder: data sets instead of failing
+    dataset: str = option("cifar10", "a data set, or folder:PATH", choices=_datasets)
+    data_dir: str = option("", "where data sets live; '' means $RESLAB_DATA or ~/.cache/reslab")
+    val_split: int = option(
+        -1,
+        "images held out of train for validation",
+        check=Check(lambda v: v >= -1, "an integer >= 0, or -1 for the data set's default"),
+    )
+    skip_corrupt: bool = option(False, "skip unreadable images in folder: data sets, not fail")
     # -- how long
-    epochs: int = 0  # passes over the training split; 0 = set by max_steps
-    max_steps: int = 64_000  # optimizer steps; 0 = set by epochs; with both, the first to end
-    batch_size: int = 128  # images per step, global across processes
+    epochs: int = option(
+        0,
+        "passes over the training split",
+        check=Check(lambda v: v >= 0, "an integer >= 1, or 0 to let max_steps set the length"),
+    )
+    max_steps: int = option(
+        64_000,
+        "optimizer steps; with epochs too, the first to end",
+        check=Check(lambda v: v >= 0, "an integer >= 0; 0 lets epochs set the length"),
+    )
+    batch_size: int = option(128, "images per step, global across processes", check=AT_LEAST_1)
     # -- optimizer
-    optimizer: str = "sgd"  # one of OPTIMIZERS
-    lr: float = 0.1  # peak learning rate
-    momentum: float = 0.9  # SGD/Nesterov/RMSprop momentum; Adam beta1
-    weight_decay: float = 1e-4  # L2 penalty (decoupled for adamw)
-    no_decay_norm_bias: bool = False  # exclude norm weights and all biases from weight decay
+    optimizer: str = option("sgd", "the optimizer", choices=OPTIMIZERS)
+    lr: float = option(0.1, "peak learning rate", check=Check(lambda v: v > 0, "a number > 0"))
+    momentum: float = option(0.9, "SGD/Nesterov/RMSprop momentum; Adam's beta1", check=UNIT)
+    weight_decay: float = option(
+        1e-4,
+        "L2 penalty (decoupled for adamw)",
+        check=Check(lambda v: v >= 0, "a number >= 0"),
+    )
+    no_decay_norm_bias: bool = option(False, "keep norm weights and all biases out of weight decay")
     # -- schedule
-    schedule: str = "multistep"  # one of SCHEDULES
-    milestones: list[float] = field(
-        default_factory=lambda: [0.5, 0.75]
-    )  # multistep, fraction of run
-    step_size: float = 0.3  # step: decay every this fraction of the run
-    gamma: float = 0.1  # step/multistep decay factor
-    warmup_epochs: float = 0.0  # linear warmup from 0, in epochs
+    schedule: str = option("multistep", "learning-rate schedule", choices=SCHEDULES)
+    milestones: list[float] = option(
+        [0.5, 0.75], "multistep: when the lr drops, as fractions of the run, increasing in (0, 1)"
+    )
+    step_size: float = option(
+        0.3,
+        "step: decay every this fraction of the run",
+        check=Check(lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+    )
+    gamma: float = option(
+        0.1,
+        "step/multistep: lr factor at each drop",
+        check=Check(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    )
+    warmup_epochs: float = option(
+        0.0, "linear warmup from 0, in epochs", check=Check(lambda v: v >= 0, "a number >= 0")
+    )
     # -- regularization and tricks
-    label_smoothing: float = 0.0  # cross-entropy label smoothing, 0..1
-    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
-    crop_padding: int = 4  # random-crop padding, px; 0 = no crop
-    flip: bool = True  # random horizontal flips
-    cutout: int = 0  # cutout square side, px; 0 = off
-    tta: bool = False  # evaluate on the image and its mirror, averaged
+    label_smoothing: float = option(0.0, "cross-entropy label smoothing", check=UNIT)
+    ema: float = option(
+        0.0,
+        "decay of an exponential moving average of the weights (and BN statistics)",
+        check=Check(lambda v: 0 <= v < 1, "a decay in [0, 1), 0 = off"),
+    )
+    crop_padding: int = option(4, "random-crop padding, px; 0 turns cropping off", check=AT_LEAST_0)
+    flip: bool = option(True, "random horizontal flips")
+    cutout: int = option(0, "cutout square side, px; 0 turns cutout off", check=AT_LEAST_0)
+    tta: bool = option(False, "evaluate on the image and its mirror, averaged")
     # -- speed
-    precision: str = "fp32"  # one of PRECISIONS; bf16/fp16 autocast, fp16 with a GradScaler
-    channels_last: bool = False  # NHWC memory format
-    compile: bool = False  # torch.compile the model
-    sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only); else stats are averaged
+    precision: str = option(
+        "fp32", "autocast precision (fp16 with a gradient scaler, CUDA only)", choices=PRECISIONS
+    )
+    channels_last: bool = option(False, "NHWC memory format")
+    compile: bool = option(False, "torch.compile the model (eager if compiling fails)")
+    sync_bn: bool = option(
+        False, "SyncBatchNorm across processes (CUDA only); else statistics are averaged"
+    )
     # -- reproducibility and hardware
-    seed: int = 0
-    deterministic: bool = False  # deterministic kernels only (bit-identical resume on CPU)
-    device: str = "auto"  # one of DEVICES
-    threads: int = 0  # CPU threads for torch; 0 = torch's default
-    check_every: int = 50  # steps between host reads of the loss (NaN check, progress)
+    seed: int = option(0, "seed of weights, data order and augmentation", check=AT_LEAST_0)
+    deterministic: bool = option(False, "deterministic kernels only (bit-identical resume)")
+    device: str = option("auto", "where to train; auto = CUDA if available", choices=DEVICES)
+    threads: int = option(0, "CPU threads for torch; 0 keeps torch's default", check=AT_LEAST_0)
+    check_every: int = option(
+        50, "steps between host reads of the loss (NaN check, progress)", check=AT_LEAST_1
+    )
 
     def validate(self) -> TrainConfig:
         from reslab.data import list_datasets
@@ -92,40 +180,26 @@ class TrainConfig:
                 f"dataset: unknown value {self.dataset!r}; allowed: "
                 f"{', '.join(list_datasets())} or folder:PATH"
             )
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("norm", self.norm, NORMS)
-        _check_choice("shortcut", self.shortcut, SHORTCUTS)
-        _check_choice("shortcut_pad", self.shortcut_pad, SHORTCUT_PADS)
-        _check_choice("precision", self.precision, PRECISIONS)
-        _check_choice("device", self.device, DEVICES)
-        _check(self.lr > 0 and math.isfinite(self.lr), "lr", self.lr, "a number > 0")
-        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        _check(self.epochs >= 0, "epochs", self.epochs, "an integer >= 1 (or 0 with max_steps)")
-        _check(self.max_steps >= 0, "max_steps", self.max_steps, "an integer >= 0")
+        for f in dataclasses.fields(self):
+            value, choices, check = getattr(self, f.name), choices_of(f), f.metadata["check"]
+            if choices is not None and f.name not in ("model", "dataset"):
+                _check_choice(f.name, value, choices)
+            if isinstance(value, float):
+                _check(math.isfinite(value), f.name, value, "a finite number")
+            if check is not None:
+                _check(check.ok(value), f.name, value, check.expected)
         _check(
             self.epochs > 0 or self.max_steps > 0,
             "epochs",
             self.epochs,
             "an integer >= 1, or set max_steps",
         )
-        _check(0 <= self.momentum < 1, "momentum", self.momentum, "a number in [0, 1)")
-        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
-        _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "[0, 1)")
-        _check(0 <= self.ema < 1, "ema", self.ema, "a decay in [0, 1), 0 = off")
-        _check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "a number >= 0")
-        _check(0 < self.gamma <= 1, "gamma", self.gamma, "a number in (0, 1]")
-        _check(0 < self.step_size <= 1, "step_size", self.step_size, "a fraction in (0, 1]")
         _check(
             all(0 < m < 1 for m in self.milestones) and self.milestones == sorted(self.milestones),
             "milestones",
             self.milestones,
             "increasing fractions of the run in (0, 1)",
         )
-        _check(self.val_split >= -1, "val_split", self.val_split, "an integer >= 0 (-1 = default)")
-        for key in ("crop_padding", "cutout", "threads", "seed"):
-            _check(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
-        _check(self.check_every >= 1, "check_every", self.check_every, "an integer >= 1")
         return self
 
     def to_dict(self) -> dict[str, object]:
@@ -137,13 +211,28 @@ def _check(ok: bool, key: str, value: object, allowed: str) -> None:
         raise ConfigError(f"{key}: bad value {value!r}; expected {allowed}")
 
 
-def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+def _check_choice(key: str, value: str, allowed: Iterable[str]) -> None:
+    allowed = list(allowed)
     if value not in allowed:
         raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(allowed)}")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-_HINTS = typing.get_type_hints(TrainConfig)
+HINTS = typing.get_type_hints(TrainConfig)
+
+
+def describe(name: str) -> str:
+    """A key's help with its allowed values or range and its default: for --help and the docs."""
+    f = FIELDS[name]
+    text = f.metadata["help"]
+    choices, check = choices_of(f), f.metadata["check"]
+    if choices is not None and f.metadata["listed"]:
+        text += f"; one of {', '.join(choices)}"
+    elif check is not None:
+        text += f"; {check.expected}"
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    shown = default if isinstance(default, str) and default else repr(default)
+    return f"{text} (default: {shown})"
 
 
 def coerce(key: str, value: object) -> object:
@@ -154,7 +243,7 @@ def coerce(key: str, value: object) -> object:
         close = difflib.get_close_matches(key, list(FIELDS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown config key {key!r}{hint}")
-    kind = _HINTS[key]
+    kind = HINTS[key]
     if isinstance(kind, types.GenericAlias):  # list[float]
         if not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value):
             raise ConfigError(f"{key}: expected a list of numbers, got {value!r}")
@@ -195,17 +284,19 @@ def saved_config(values: Mapping[str, object], *overrides: Mapping[str, object])
     return build_config(LEGACY_DEFAULTS, values, *overrides)
 
 
-def field_help() -> dict[str, str]:
-    """Each field's trailing comment in the class source, for --help; {} if source is absent."""
-    import inspect
-    import re
+def compose_config(
+    recipe: str | None = None,
+    file: str | Path | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> TrainConfig:
+    """The config of `reslab train`: defaults < recipe < TOML file < flags. The recipe is
+    `recipe`, else the file's `recipe` key, else he2015-cifar."""
+    from reslab.train.recipes import get_recipe
 
-    try:
-        source = inspect.getsource(TrainConfig)
-    except (OSError, TypeError):
-        return {}
-    found = re.findall(r"^    (\w+): [^=]+=.*?#\s*(.+)$", source, flags=re.M)
-    return {name: text.strip() for name, text in found}
+    file_values = read_toml(file) if file else {}
+    name = recipe or str(file_values.pop("recipe", "he2015-cifar"))
+    file_values.pop("recipe", None)
+    return build_config(get_recipe(name).overrides, file_values, flags or {})
 
 
 def read_toml(path: str | Path) -> dict[str, object]:

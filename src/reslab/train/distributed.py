@@ -14,8 +14,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from reslab.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class World:
@@ -105,12 +103,7 @@ def average_norm_statistics(model: nn.Module, world: World) -> None:
 
 def wrap(model: nn.Module, world: World, device: torch.device, sync_bn: bool) -> nn.Module:
     """The module the training step calls: DDP over the model when there are several ranks."""
-    if sync_bn:
-        if device.type != "cuda":
-            raise ConfigError(
-                "sync_bn: SyncBatchNorm needs CUDA devices; without it, reslab "
-                "averages BN statistics across ranks before evaluating and saving"
-            )
+    if sync_bn:  # CUDA only: refused up front by runtime.check_runtime
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if not world.enabled:
         return model
@@ -122,3 +115,22 @@ def wrap(model: nn.Module, world: World, device: torch.device, sync_bn: bool) ->
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+
+
+def launch_local(nproc: int, argv: list[str]) -> int:
+    """Run `python -m reslab ARGV` under torchrun with `nproc` processes on this machine, and
+    return torchrun's exit code."""
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "reslab",
+        *argv,
+    ]
+    return subprocess.call(cmd)

@@ -21,13 +21,14 @@ from reslab.train import distributed
 from reslab.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from reslab.train.config import TrainConfig, saved_config
 from reslab.train.distributed import World
-from reslab.train.evaluate import EvalResult, evaluate
+from reslab.train.eval_loop import EvalResult, evaluate_batches
 from reslab.train.progress import ProgressDisplay
 from reslab.train.run_dir import RunDir
 from reslab.train.runtime import rng_state, seed_everything, set_rng_state
 from reslab.train.setup import Setup, build
 from reslab.train.stop import GracefulStop, StopRequested
 
+# The keys a resumed run may change: how long it runs and where, never what it computes.
 RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "threads", "check_every")
 
 
@@ -45,9 +46,11 @@ class Position:
 
 @dataclass
 class TrainResult:
+    """What a finished run returns: where it lives, its summary.json, and the final model."""
+
     run_dir: Path
-    summary: dict
-    model: nn.Module
+    summary: dict  # the content of summary.json: test_acc, test_top5, epochs, wall_time_s, ...
+    model: nn.Module  # the final model (the EMA model when --ema is on), in eval mode
 
 
 class EpochMeter:
@@ -103,7 +106,8 @@ def _check_finite(
         raise DivergenceError(
             f"loss became {values[i].item()} at step {steps[i]}: training "
             f"diverged and stopped; {where}. Try a lower learning rate "
-            f"(lr was {lr:g}) or a warmup (--warmup-epochs)"
+            f"(lr was {lr:g}) or a warmup (--warmup-epochs)",
+            step=steps[i],
         )
 
 
@@ -272,7 +276,7 @@ def _sync_norms(s: Setup) -> None:
 
 
 def _evaluate(s: Setup, loader) -> EvalResult:
-    return evaluate(
+    return evaluate_batches(
         s.eval_model,
         loader,
         s.data.num_classes,
@@ -339,7 +343,7 @@ def _run(s: Setup, run: RunDir, pos: Position, meter_state, live, quiet, should_
         distributed.shutdown()
 
 
-def train(
+def fit(
     config: TrainConfig,
     out: str | Path,
     *,
@@ -387,3 +391,16 @@ def resume(
         run.truncate_metrics(pos.epoch)
         run.write_config(config.to_dict())
     return _run(s, run, pos, meter_state, live, quiet, should_stop)
+
+
+def fit_restartable(
+    config: TrainConfig, out: str | Path, *, force: bool = False, quiet: bool = False
+) -> TrainResult:
+    """`fit`, as `reslab train` runs it: safe under `torchrun --max-restarts`. A worker that
+    torchrun started again continues the run from its last checkpoint (the checkpoint's config
+    is the one this command gave), or starts it over when it failed before the first one."""
+    if distributed.restarted():
+        if RunDir(out).last.is_file():
+            return resume(out, quiet=quiet)
+        force = True
+    return fit(config, out, force=force, quiet=quiet)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from reslab.train.config import TrainConfig
+if TYPE_CHECKING:
+    from reslab.train.config import TrainConfig
 
 # name -> builder(param_groups, config). Momentum doubles as Adam's beta1 so one flag tunes both.
 OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = {

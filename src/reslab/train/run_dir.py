@@ -1,9 +1,16 @@
-"""The run directory: config, per-epoch metrics, checkpoints, final weights and summary."""
+"""The run directory: config, per-epoch metrics, checkpoints, final weights and summary.
+
+`RunDir` is the one owner of the layout: every other module asks it for a file's path, and
+reads the metrics through it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import time
+import warnings
 from pathlib import Path
 
 from reslab.errors import UserError
@@ -21,6 +28,24 @@ class RunDir:
         self.best = self.checkpoints / "best.pt"
         self.weights = self.path / "model.safetensors"
         self.summary = self.path / "summary.json"
+        self.evaluation = self.path / "eval.json"  # from `reslab eval`
+        self.confusion = self.path / "confusion.png"  # from `reslab eval`
+        self.report = self.path / "report.md"
+        self.status = self.path / "status.json"  # how an experiment's run ended
+
+    @classmethod
+    def default(cls, model: str, dataset: str) -> RunDir:
+        """runs/MODEL-DATASET-TIME, where `reslab train` writes when not given --out."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.split("/")[-1] or "data")
+        return cls(f"runs/{model}-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    def model_file(self) -> Path | None:
+        """What the run directory stands for as a model: its final weights, or its last
+        checkpoint while unfinished; None before the first checkpoint."""
+        for candidate in (self.weights, self.last):
+            if candidate.is_file():
+                return candidate
+        return None
 
     @classmethod
     def check(cls, path: str | Path, force: bool) -> RunDir:
@@ -63,14 +88,24 @@ class RunDir:
             os.fsync(f.fileno())
 
     def read_metrics(self) -> list[dict]:
+        """The rows of metrics.jsonl, in file order. The engine appends one line per epoch, so
+        a crash can cut the last one short: unreadable lines are skipped with a warning."""
         if not self.metrics.is_file():
             return []
+        lines = self.metrics.read_text(errors="replace").splitlines()
         rows = []
-        for line in self.metrics.read_text().splitlines():
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
-                break  # a line cut short by a crash; nothing after it can be trusted
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+                continue
+            why = "cut short by a crash?" if i == len(lines) - 1 else "corrupt file?"
+            warnings.warn(f"{self.metrics}: skipping unreadable line {i + 1} ({why})", stacklevel=2)
         return rows
 
     def truncate_metrics(self, epochs_done: int) -> None:

@@ -12,7 +12,13 @@ from torch import nn
 
 from reslab.errors import ConfigError
 
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# precision -> the autocast dtype of the forward pass (None: plain fp32).
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -25,15 +31,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_runtime(precision: str, device_name: str, sync_bn: bool) -> torch.device:
+    """The device a run will use, after refusing what this machine cannot run: checked once,
+    up front, before any data is read or any process launched."""
+    device = resolve_device(device_name)
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    if sync_bn and device.type != "cuda":
+        raise ConfigError(
+            "sync_bn: SyncBatchNorm needs CUDA devices; without it, reslab "
+            "averages BN statistics across ranks before evaluating and saving"
+        )
+    return device
+
+
 def autocast(
     device: torch.device, precision: str
 ) -> Callable[[], contextlib.AbstractContextManager]:
     """A factory of autocast contexts for the forward pass (fp32: a no-op context)."""
-    if precision == "fp32":
+    dtype = PRECISIONS[precision]
+    if dtype is None:
         return contextlib.nullcontext
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    dtype = AUTOCAST_DTYPES[precision]
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
@@ -75,7 +93,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         # warn_only: a few CUDA kernels have no deterministic version; say so rather than fail.
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-    else:
+    else:  # undo an earlier deterministic run in this process (experiments run several)
+        torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.benchmark = True
 
 

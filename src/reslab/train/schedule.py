@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
-from reslab.train.config import TrainConfig
+if TYPE_CHECKING:
+    from reslab.train.config import TrainConfig
 
 Factor = Callable[[float], float]  # fraction of the run after warmup (0..1) -> lr multiplier
 
@@ -23,17 +25,15 @@ def _onecycle(t: float) -> float:
     return 1e-4 + (1 - 1e-4) * (1 + math.cos(math.pi * (t - peak) / (1 - peak))) / 2
 
 
-def _shape(config: TrainConfig) -> Factor:
-    milestones, gamma, size = config.milestones, config.gamma, config.step_size
-    shapes: dict[str, Factor] = {
-        "constant": lambda t: 1.0,
-        "step": lambda t: gamma ** math.floor(t / size + 1e-9),
-        "multistep": lambda t: gamma ** sum(t >= m for m in milestones),
-        "cosine": lambda t: (1 + math.cos(math.pi * min(t, 1.0))) / 2,
-        "linear": lambda t: max(0.0, 1 - t),
-        "onecycle": _onecycle,
-    }
-    return shapes[config.schedule]
+# name -> the schedule's shape, given the config (for its milestones, gamma and step size).
+SCHEDULES: dict[str, Callable[[TrainConfig], Factor]] = {
+    "constant": lambda c: lambda t: 1.0,
+    "step": lambda c: lambda t: c.gamma ** math.floor(t / c.step_size + 1e-9),
+    "multistep": lambda c: lambda t: c.gamma ** sum(t >= m for m in c.milestones),
+    "cosine": lambda c: lambda t: (1 + math.cos(math.pi * min(t, 1.0))) / 2,
+    "onecycle": lambda c: _onecycle,
+    "linear": lambda c: lambda t: max(0.0, 1 - t),
+}
 
 
 def lr_factor(
@@ -41,7 +41,7 @@ def lr_factor(
 ) -> Callable[[int], float]:
     """The lr multiplier at each step: linear warmup, then the schedule's shape."""
     warmup = round(config.warmup_epochs * steps_per_epoch)
-    shape = _shape(config)
+    shape = SCHEDULES[config.schedule](config)
     span = max(1, total_steps - warmup)
 
     def factor(step: int) -> float:

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from reslab.data import DataSplits, DeviceLoader, default_val_split, load_dataset, split_validation
+from reslab.data import DataSplits, DeviceLoader, holdout, load_dataset
 from reslab.errors import ConfigError
 from reslab.models import create_model
 from reslab.train import distributed
 from reslab.train.config import TrainConfig
 from reslab.train.distributed import World
 from reslab.train.optim import build_optimizer
-from reslab.train.runtime import CompiledOrEager, autocast, resolve_device
+from reslab.train.runtime import CompiledOrEager, autocast, check_runtime
 from reslab.train.schedule import build_scheduler
 
 EVAL_BATCH = 500  # images per evaluation batch: no gradients, so larger than training batches
@@ -74,10 +74,7 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.M
 
 
 def _loaders(config: TrainConfig, data: DataSplits, device, world: World):
-    n_val = (
-        default_val_split(data.name, len(data.train)) if config.val_split < 0 else config.val_split
-    )
-    train_set, val_set = split_validation(data.train, n_val, seed=config.seed)
+    train_set, val_set = holdout(data, config.val_split, config.seed)
     rank, world_size = world.rank, world.size
     per_rank = config.batch_size // world_size
     if per_rank * world_size != config.batch_size:
@@ -121,7 +118,10 @@ def _length(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
 
 
 def build(config: TrainConfig, world: World = distributed.SINGLE) -> Setup:
-    device = distributed.device_for(world, resolve_device(config.device))
+    # Refuse what this machine cannot run before any data is decoded or model built.
+    device = distributed.device_for(
+        world, check_runtime(config.precision, config.device, config.sync_bn)
+    )
     distributed.init(world, device)
     if config.threads:
         torch.set_num_threads(config.threads)

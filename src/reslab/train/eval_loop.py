@@ -1,4 +1,5 @@
-"""Evaluation over a loader: loss, top-1, top-5 and the confusion matrix, read once at the end."""
+"""Evaluation over batches, the loop that training and `reslab eval` share: loss, top-1,
+top-5 and the confusion matrix, read once at the end."""
 
 from __future__ import annotations
 
@@ -19,9 +20,6 @@ class EvalResult:
     count: int
     confusion: torch.Tensor  # (num_classes, num_classes) int64, rows = true class, cols = predicted
 
-    def as_dict(self) -> dict[str, float]:
-        return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "count": self.count}
-
 
 def predict_logits(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
     logits = model(x)
@@ -31,7 +29,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_batches(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     num_classes: int,

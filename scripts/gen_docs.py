@@ -1,0 +1,92 @@
+"""Regenerate the docs' tables from the tables in the code that own the facts.
+
+Each generated table sits between `<!-- generated: NAME -->` and `<!-- end generated -->` in a
+docs page. `python scripts/gen_docs.py` rewrites them; `--check` exits 1 when a page is stale
+(the test suite runs the check, so a new option cannot land undocumented).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from reslab.models.layers import NORMS, SHORTCUTS
+from reslab.report.markdown import markdown_table
+from reslab.train.config import FIELDS, HINTS, describe
+from reslab.train.recipes import RECIPES
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _type_name(kind) -> str:
+    return getattr(kind, "__name__", str(kind))
+
+
+def config_table() -> str:
+    rows = []
+    for name in FIELDS:
+        flag = "--" + name.replace("_", "-")
+        rows.append([f"`{name}`", f"`{flag}`", _type_name(HINTS[name]), describe(name)])
+    return markdown_table(["key", "flag", "type", "meaning, allowed values, default"], rows)
+
+
+def recipes_table() -> str:
+    rows = []
+    for r in RECIPES.values():
+        settings = ", ".join(f"{k}={v}" for k, v in r.overrides.items())
+        rows.append([f"`{r.name}`", settings, r.source])
+    return markdown_table(["name", "settings", "source"], rows)
+
+
+def shortcuts_table() -> str:
+    return markdown_table(
+        ["option", "skip path"], [[f"`{k}`", v.help] for k, v in SHORTCUTS.items()]
+    )
+
+
+def norms_table() -> str:
+    rows = [[f"`{k}`", v.help, "yes" if v.layer1d else "no"] for k, v in NORMS.items()]
+    return markdown_table(["value", "layer", "has a 1-d form"], rows)
+
+
+TABLES = {
+    "training.md": {"config": config_table, "recipes": recipes_table},
+    "models.md": {"shortcuts": shortcuts_table, "norms": norms_table},
+}
+
+
+def render(text: str, tables: dict) -> str:
+    for name, make in tables.items():
+        pattern = re.compile(
+            rf"(<!-- generated: {name} -->\n).*?(<!-- end generated -->)", flags=re.S
+        )
+        if not pattern.search(text):
+            raise SystemExit(f"no '<!-- generated: {name} -->' block to fill")
+        table = make()
+        text = pattern.sub(lambda m, table=table: m.group(1) + table + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if a page is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for page, tables in TABLES.items():
+        path = DOCS / page
+        old = path.read_text()
+        new = render(old, tables)
+        if new != old:
+            stale.append(page)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"out of date: {', '.join(stale)}; run python scripts/gen_docs.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

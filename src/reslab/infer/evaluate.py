@@ -1,0 +1,121 @@
+"""Evaluate a saved model on a data set split, as `reslab eval` and `reslab.evaluate` do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reslab.data import DeviceLoader, holdout, load_dataset
+from reslab.errors import UserError
+from reslab.infer.load import LoadedModel, load, resolve
+from reslab.io import atomic_write_json
+from reslab.metrics import most_confused, per_class_accuracy
+from reslab.train.eval_loop import evaluate_batches
+from reslab.train.run_dir import RunDir
+from reslab.train.runtime import resolve_device
+from reslab.train.setup import EVAL_BATCH
+
+SPLITS = ("test", "val")
+
+
+@dataclass
+class Evaluation:
+    """A saved model's scores on one split of one data set."""
+
+    dataset: str
+    split: str  # "test", or "val": the run's own validation hold-out
+    tta: bool  # flip test-time augmentation was used
+    loss: float  # mean cross-entropy
+    top1: float  # fraction correct, 0..1
+    top5: float
+    count: int  # images evaluated
+    classes: list[str]
+    confusion: torch.Tensor  # (classes, classes) int64; rows = true class, cols = predicted
+
+    def per_class_accuracy(self) -> dict[str, float | None]:
+        return per_class_accuracy(self.confusion, self.classes)
+
+    def most_confused(self, k: int = 5) -> list[dict]:
+        return most_confused(self.confusion, self.classes, k)
+
+    def to_json(self) -> dict:
+        """The content of eval.json."""
+        return {
+            "dataset": self.dataset,
+            "loss": self.loss,
+            "top1": self.top1,
+            "top5": self.top5,
+            "count": self.count,
+            "split": self.split,
+            "tta": self.tta,
+            "classes": self.classes,
+            "per_class_acc": self.per_class_accuracy(),
+            "most_confused": self.most_confused(),
+            "confusion": self.confusion.tolist(),
+        }
+
+
+def _images(loaded: LoadedModel, data, split: str):
+    if split == "test":
+        return data.test
+    if split != "val":
+        raise UserError(f"split: unknown value {split!r}; allowed: {', '.join(SPLITS)}")
+    # The run's own hold-out: the same rule, size and seed as in training.
+    images = holdout(data, loaded.config.val_split, loaded.config.seed)[1]
+    if not len(images):
+        raise UserError("this run had no validation split (val_split = 0)")
+    return images
+
+
+def evaluate(
+    model: str | Path | LoadedModel,
+    dataset: str | None = None,
+    split: str = "test",
+    tta: bool = False,
+    data_dir: str | None = None,
+    device: str = "auto",
+) -> Evaluation:
+    """Top-1, top-5, loss and confusion matrix of a saved model on `split` of a data set (by
+    default the one it was trained on). `split="val"` re-creates the run's own hold-out."""
+    loaded = model if isinstance(model, LoadedModel) else load(model)
+    config = loaded.config
+    data = load_dataset(dataset or config.dataset, data_dir or config.data_dir or None)
+    if list(data.classes) != loaded.classes:
+        raise UserError(
+            f"data set {data.name} has classes {data.classes[:4]}..., but the model "
+            f"was trained on {loaded.classes[:4]}...; evaluate on a data set "
+            "with the same classes"
+        )
+    images = _images(loaded, data, split)
+    dev = resolve_device(device)
+    # Normalize with the statistics the model was trained with, not the new data set's.
+    loader = DeviceLoader(
+        images,
+        batch_size=EVAL_BATCH,
+        mean=loaded.data["mean"],
+        std=loaded.data["std"],
+        train=False,
+        device=dev,
+    )
+    r = evaluate_batches(loaded.model.to(dev), loader, len(data.classes), tta=tta)
+    return Evaluation(
+        data.name, split, tta, r.loss, r.top1, r.top5, r.count, list(data.classes), r.confusion
+    )
+
+
+def default_output(model_path: str | Path) -> Path:
+    """Where `reslab eval` writes when not told: the run directory, or beside the file."""
+    path = Path(model_path)
+    return path if path.is_dir() else resolve(path).parent
+
+
+def write_evaluation(evaluation: Evaluation, folder: str | Path) -> tuple[Path, Path]:
+    """eval.json and the confusion-matrix PNG in `folder`, as a run directory names them."""
+    from reslab.report.confusion import plot_confusion
+
+    run = RunDir(folder)
+    atomic_write_json(run.evaluation, evaluation.to_json())
+    plot_confusion(evaluation.confusion, evaluation.classes, run.confusion)
+    return run.evaluation, run.confusion

@@ -1,0 +1,221 @@
+"""Pretrained weights: the shipped ones (checksums, accuracy), the mechanism on a weights folder
+made here, torchvision's from the hub cache, and other people's checkpoints."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import reslab
+from reslab.errors import CheckpointError, ConfigError
+from reslab.models import pretrained
+from tests.conftest import CLASSES, run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = (
+    ROOT.parent / "shared" / "weights" / "cifar10-resnet20-reference" / "resnet20-12fca82f.th"
+)
+needs_reference = pytest.mark.skipif(
+    not REFERENCE.is_file(), reason=f"the shared reference checkpoint is not at {REFERENCE}"
+)
+
+
+def _accuracy(model, data_dir, mean, std) -> float:
+    from reslab.data import DeviceLoader, load_dataset
+    from reslab.train.eval_loop import evaluate_batches
+
+    data = load_dataset("cifar10-sample", data_dir)
+    loader = DeviceLoader(data.test, batch_size=500, mean=mean, std=std, train=False, device="cpu")
+    return evaluate_batches(model, loader, 10).top1
+
+
+# -- the weights that ship ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.shipped()))
+def test_shipped_file_matches_its_manifest(name):
+    w = pretrained.shipped()[name]
+    assert pretrained.sha256(w.file) == w.manifest["sha256"]
+    assert set(pretrained.MANIFEST_KEYS) <= set(w.manifest)
+    assert w.manifest["test_acc"] >= 0.88 and len(w.manifest["classes"]) == 10
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.shipped()))
+def test_shipped_weights_score_on_the_sample_test_images(name, data_dir):
+    model = reslab.create_model(name.split(".")[0], pretrained=name.split(".")[1])
+    cfg = model.pretrained_cfg
+    # The issue's floor: the 1,000 real test images of the shipped sample.
+    assert _accuracy(model, data_dir, cfg["mean"], cfg["std"]) >= 0.88
+
+
+# -- the mechanism, on a weights folder of this test's own --------------------------------------
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
+    """A weights folder holding resnet20.test (default) and resnet20.other, freshly made."""
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    pretrained.shipped.cache_clear()
+    config = reslab.build_config({"dataset": "cifar10-sample", "epochs": 1}).to_dict()
+    for tag, default, seed in (("test", True, 0), ("other", False, 1)):
+        torch.manual_seed(seed)
+        state = reslab.create_model("resnet20").state_dict()
+        path = tmp_path / f"resnet20.{tag}.safetensors"
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+        manifest = {key: None for key in pretrained.MANIFEST_KEYS}
+        manifest.update(
+            schema=1,
+            model="resnet20",
+            tag=tag,
+            default=default,
+            sha256=pretrained.sha256(path),
+            classes=CLASSES,
+            mean=[0.5] * 3,
+            std=[0.25] * 3,
+            in_channels=3,
+            image_size=[32, 32],
+            config=config,
+            test_acc=0.9,
+        )
+        (tmp_path / f"resnet20.{tag}.json").write_text(json.dumps(manifest))
+    yield tmp_path
+    pretrained.shipped.cache_clear()
+
+
+def test_pretrained_true_takes_the_default_tag_and_tags_pick_others(weights_dir):
+    default = reslab.create_model("resnet20", pretrained=True)
+    assert not default.training and default.pretrained_cfg["mean"] == [0.5] * 3
+    other = reslab.create_model("resnet20", pretrained="other")
+    by_name = reslab.create_model("resnet20.other", pretrained=True)
+    x = torch.randn(2, 3, 32, 32)
+    assert not torch.equal(default(x), other(x))
+    torch.testing.assert_close(other(x), by_name(x))
+
+
+def test_a_file_whose_checksum_differs_is_refused(weights_dir):
+    path = weights_dir / "resnet20.test.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        reslab.create_model("resnet20", pretrained=True)
+
+
+def test_models_without_weights_and_unknown_tags_are_named(weights_dir):
+    with pytest.raises(ConfigError, match="no pretrained weights ship for 'resnet56'.*resnet20"):
+        reslab.create_model("resnet56", pretrained=True)
+    with pytest.raises(ConfigError, match="resnet20 has: resnet20.other, resnet20.test"):
+        reslab.create_model("resnet20", pretrained="nope")
+    with pytest.raises(ConfigError, match="10 classes, not 100"):
+        reslab.create_model("resnet20", pretrained=True, num_classes=100)
+
+
+def test_cli_eval_and_predict_take_pretrained_names(weights_dir, data_dir, tmp_path):
+    # The CLI runs in a child process, which finds shipped weights in the package: point the
+    # child at this folder by running it through a tiny launcher.
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(
+        "import sys\nfrom reslab.models import pretrained\n"
+        f"pretrained.WEIGHTS_DIR = __import__('pathlib').Path({str(weights_dir)!r})\n"
+        "from reslab.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    from tests.conftest import run_python, sample_jpegs
+
+    image = tmp_path / "cat.jpg"
+    image.write_bytes(sample_jpegs("test")["cat"][0])
+    ev = run_python(launcher, "eval", "--pretrained", "resnet20", "--dataset", "cifar10-sample",
+                    "--out", tmp_path / "ev", data_dir=data_dir)  # fmt: skip
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["count"] == 1000
+    pr = run_python(launcher, "predict", "--pretrained", "resnet20.other", image, "--json")
+    assert pr.returncode == 0 and json.loads(pr.stdout)[0]["image"] == str(image)
+    bad = run_python(launcher, "predict", "--pretrained", "resnet56", image)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "models that have them: resnet20" in bad.stderr
+
+
+def test_torch_hub_loads_locally_and_lists_only_models(weights_dir):
+    hub = torch.hub._import_module("hubconf", str(ROOT / "hubconf.py"))
+    entries = [n for n in dir(hub) if callable(getattr(hub, n)) and not n.startswith("_")]
+    assert sorted(entries) == sorted(reslab.list_models())
+    model = torch.hub.load(str(ROOT), "resnet20", source="local", pretrained=True)
+    assert model.pretrained_cfg["classes"] == CLASSES
+
+
+def test_imagenet_weights_come_from_the_hub_cache_or_fail_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="not in the torch hub cache") as e:
+        reslab.create_model("resnet18", pretrained=True)
+    assert "\n" not in str(e.value)
+    # With the file in the cache (here: torchvision's resnet18 with its own random init, saved
+    # under the released file name), it loads without any download.
+    import torchvision
+
+    name = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    tv = torchvision.models.resnet18()
+    torch.save(tv.state_dict(), tmp_path / "hub" / "checkpoints" / name)
+    ours = reslab.create_model("resnet18", pretrained=True)
+    x = torch.randn(1, 3, 224, 224)
+    torch.testing.assert_close(ours(x), tv.eval()(x), atol=1e-5, rtol=1e-5)
+    assert len(ours.pretrained_cfg["classes"]) == 1000
+
+
+# -- other people's checkpoints ----------------------------------------------------------------
+
+
+@needs_reference
+def test_reference_checkpoint_loads_with_its_normalization(data_dir):
+    model = reslab.create_model("resnet20", weights=REFERENCE)
+    cfg = model.pretrained_cfg
+    assert cfg["mean"] == [0.485, 0.456, 0.406] and cfg["classes"] == CLASSES
+    # 81.0% on the full JPEG test set (shared README); the sample's 1,000 of them: >= 77%.
+    assert _accuracy(model, data_dir, cfg["mean"], cfg["std"]) >= 0.77
+    with pytest.raises(CheckpointError, match="holds a resnet20, not a resnet32"):
+        reslab.create_model("resnet32", weights=REFERENCE)
+
+
+@needs_reference
+def test_reference_checkpoint_eval_predict_and_export_agree(data_dir, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from tests.conftest import sample_jpegs
+
+    images = []
+    for cls in ("cat", "ship", "frog"):
+        path = tmp_path / f"{cls}.jpg"
+        path.write_bytes(sample_jpegs("test")[cls][0])
+        images.append(path)
+    ev = run_cli("eval", REFERENCE, "--dataset", "cifar10-sample", "--out", tmp_path / "ev",
+                 data_dir=data_dir)  # fmt: skip
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["top1"] >= 0.77
+    pr = run_cli("predict", REFERENCE, *images, "--json", "--top-k", "1")
+    assert pr.returncode == 0, pr.stderr
+    predicted = [p["top"][0]["class"] for p in json.loads(pr.stdout)]
+    onnx = tmp_path / "ref.onnx"
+    ex = run_cli("export", REFERENCE, "--format", "onnx", "--fold-bn", "--out", onnx)
+    assert ex.returncode == 0, ex.stderr
+    loaded = reslab.load(REFERENCE)
+    from reslab.infer.predict import _prepare
+
+    batch = torch.stack([_prepare(str(p), loaded.data) for p in images])
+    expected = loaded.model(batch).detach().numpy()
+    session = ort.InferenceSession(str(onnx))
+    got = session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert [CLASSES[i] for i in got.argmax(1)] == predicted
+
+
+def test_unknown_torch_files_are_refused_in_one_line(tmp_path):
+    torch.save({"weights": [1, 2, 3]}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match="not a state dict of tensors nor a known") as e:
+        reslab.create_model("resnet20", weights=tmp_path / "odd.pt")
+    assert "\n" not in str(e.value)
+    shutil.copy(tmp_path / "odd.pt", tmp_path / "odd2.pt")
+    cli = run_cli("eval", tmp_path / "odd2.pt")
+    assert cli.returncode == 2 and cli.stderr.count("\n") == 1
