@@ -323,7 +323,14 @@ def _add_experiment(sub) -> None:
     p.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}")
     budgets = "; ".join(f"{b.name}: {b.note}" for b in BUDGETS.values())
     p.add_argument("--budget", default="quick", help=f"{budgets} (default: quick)")
+    takes = ", ".join(n for n, e in EXPERIMENTS.items() if e.model)
+    p.add_argument(
+        "--model",
+        help=f"the network to test the claims on, for the experiments whose claims are not tied "
+        f"to one architecture ({takes}); default: the experiment's own",
+    )
     p.add_argument("--dataset", help="data set instead of the budget's")
+    p.add_argument("--data-dir", default="", help="where that data set lives")
     p.add_argument("--seeds", type=int, default=1, help="repeats of each run (mean ± std)")
     p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
     p.add_argument(
@@ -341,7 +348,14 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     from reslab.experiments import conduct
 
     report = conduct(
-        args.name, args.budget, args.out, args.dataset, args.seeds, parallel=args.parallel
+        args.name,
+        args.budget,
+        args.out,
+        args.dataset,
+        args.seeds,
+        parallel=args.parallel,
+        model=args.model,
+        data_dir=args.data_dir,
     )
     for s in report.sections:
         print(f"{s.title}: {s.verdict}")

@@ -137,11 +137,11 @@ def _idx(array: np.ndarray) -> bytes:
     return header + array.astype(np.uint8).tobytes()
 
 
-def _mnist_files(n_train=12, n_test=6):
+def _mnist_files(n_train=12, n_test=6, size=8):
     rng = np.random.default_rng(0)
     files = {}
     for prefix, n in (("train", n_train), ("t10k", n_test)):
-        files[f"{prefix}-images-idx3-ubyte"] = _idx(rng.integers(0, 256, (n, 8, 8)))
+        files[f"{prefix}-images-idx3-ubyte"] = _idx(rng.integers(0, 256, (n, size, size)))
         files[f"{prefix}-labels-idx1-ubyte"] = _idx(np.arange(n) % 10)
     return files
 
@@ -159,7 +159,7 @@ def test_mnist_in_torchvisions_own_format_loads_then_comes_from_the_cache(tmp_pa
     assert torch.equal(load_dataset("mnist", tmp_path).train.images, d.train.images)
 
 
-def test_archives_put_in_place_by_hand_are_verified_and_extracted_offline(tmp_path, offline,
+def test_archives_put_in_place_by_hand_load_offline_and_damage_is_named(tmp_path, offline,
                                                                           monkeypatch):  # fmt: skip
     raw = tmp_path / "fashion-mnist" / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
@@ -197,3 +197,49 @@ def test_cifar10_in_torchvisions_own_format(tmp_path, offline, monkeypatch):
     assert d.train.images.shape == (15, 3, 32, 32) and d.classes == CLASSES
     assert torch.equal(d.test.images, torch.from_numpy(images["test_batch"]))
     assert d.train.labels.tolist() == [1, 2, 3] * 5
+
+
+def _mnist_folder(folder, size=28, gz=True):
+    """_mnist_files written to `folder`, gzipped as Debian installs them or not."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = _mnist_files(size=size)
+    for name, data in files.items():
+        (folder / (name + (".gz" if gz else ""))).write_bytes(gzip.compress(data) if gz else data)
+    return files
+
+
+@pytest.mark.parametrize("layout", ["flat", "torchvision", "named-flat"])
+def test_fashion_mnist_is_found_flat_or_in_torchvisions_layout(tmp_path, layout):
+    folder = {
+        "flat": tmp_path,
+        "torchvision": tmp_path / "FashionMNIST" / "raw",
+        "named-flat": tmp_path / "fashion-mnist",
+    }[layout]
+    files = _mnist_folder(folder)
+    d = load_dataset("fashion-mnist", tmp_path, download=False)
+    assert d.train.images.shape == (12, 1, 28, 28) and d.test.images.shape == (6, 1, 28, 28)
+    assert d.train.images.flatten().tolist() == list(files["train-images-idx3-ubyte"][16:])
+    assert d.test.labels.tolist() == [i % 10 for i in range(6)]
+    assert d.classes[0] == "T-shirt/top"
+
+
+def test_idx_reader_agrees_with_torchvisions(tmp_path):
+    import torchvision
+
+    _mnist_folder(tmp_path / "FashionMNIST" / "raw", gz=False)  # as torchvision keeps them
+    from reslab.data.torchvision_sets import find_idx_files, load_idx
+
+    train, test, classes, _ = load_idx("fashion-mnist", find_idx_files("fashion-mnist", tmp_path))
+    theirs = torchvision.datasets.FashionMNIST(str(tmp_path), train=True, download=False)
+    assert torch.equal(train.images[:, 0], theirs.data) and torch.equal(
+        train.labels, theirs.targets
+    )
+    assert classes == theirs.classes
+
+
+def test_truncated_idx_files_are_named(tmp_path):
+    _mnist_folder(tmp_path, gz=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte is truncated"):
+        load_dataset("fashion-mnist", tmp_path, download=False)

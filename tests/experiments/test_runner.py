@@ -77,7 +77,7 @@ def test_every_experiment_builds_a_unique_grid_at_every_budget():
 
     for exp in EXPERIMENTS.values():
         for budget in BUDGETS.values():
-            specs = exp.runs(budget)
+            specs = exp.grid(budget)
             assert len({s.name for s in specs}) == len(specs) > 0
             for s in specs:  # every run's config is valid before anything trains
                 build_config(budget.overrides, {"epochs": budget.epochs}, s.overrides)

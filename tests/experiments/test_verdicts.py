@@ -31,7 +31,7 @@ def _record(name, accs, step=27):
 
 def _results(exp, curves, tmp_path):
     runs = []
-    for spec in exp.runs(BUDGETS["quick"]):
+    for spec in exp.grid(BUDGETS["quick"]):
         accs, status = curves(spec.group)
         runs.append(RunResult(spec, 0, _record(spec.name, accs), status))
     return ExperimentResults(exp, BUDGETS["quick"], tmp_path, runs)
@@ -44,7 +44,10 @@ def test_batchnorm_supported_when_bn_is_faster_and_survives_high_lr(tmp_path):
         return [0.25, 0.35, 0.45], "done"
 
     sections = batchnorm.analyze(_results(batchnorm.EXPERIMENT, curves, tmp_path), tmp_path)
-    assert [s.verdict for s in sections] == ["supported"] * 3
+    verdicts = {s.title: s.verdict for s in sections}
+    placement = verdicts.pop("BN before the ReLU trains better than after it")
+    assert list(verdicts.values()) == ["supported"] * 3
+    assert placement == "inconclusive at this budget"  # the same curves before and after
     assert "with BN 54" in sections[0].evidence and "without 81" in sections[0].evidence
     assert all(f.is_file() for f in sections[0].figures)
 
@@ -58,7 +61,39 @@ def test_batchnorm_not_supported_when_the_data_says_otherwise(tmp_path):
         return ([0.1, 0.1, 0.1], "diverged") if g["lr"] >= 0.5 else ([0.2, 0.31, 0.4], "done")
 
     sections = batchnorm.analyze(_results(batchnorm.EXPERIMENT, curves, tmp_path), tmp_path)
-    assert [s.verdict for s in sections] == ["not supported"] * 3
+    verdicts = {s.title: s.verdict for s in sections}
+    verdicts.pop("BN before the ReLU trains better than after it")
+    assert list(verdicts.values()) == ["not supported"] * 3
+
+
+@pytest.mark.parametrize(
+    ("after_relu", "expected"),
+    [(0.30, "supported"), (0.60, "not supported"), (0.45, "inconclusive at this budget")],
+)
+def test_batchnorm_placement_verdict(tmp_path, after_relu, expected):
+    def curves(g):
+        if g["norm"] == "batchnorm-after-relu":
+            return [0.2, after_relu - 0.05, after_relu], "done"
+        return [0.25, 0.4, 0.45], "done"
+
+    exp = batchnorm.EXPERIMENT
+    runs = []
+    for spec in exp.grid(BUDGETS["quick"], "small_cnn"):
+        accs, status = curves(spec.group)
+        runs.append(RunResult(spec, 0, _record(spec.name, accs), status))
+    results = ExperimentResults(exp, BUDGETS["quick"], tmp_path, runs, "small_cnn")
+    sections = {s.title: s for s in batchnorm.analyze(results, tmp_path)}
+    placement = sections["BN before the ReLU trains better than after it"]
+    assert placement.verdict == expected
+    assert "before the ReLU 45.0%" in placement.evidence
+
+
+def test_models_without_a_placement_twin_skip_that_claim(tmp_path):
+    specs = batchnorm.EXPERIMENT.grid(BUDGETS["quick"], "small_resnet")
+    assert {s.group["norm"] for s in specs} == {"batchnorm", "batchnorm-scratch", "none"}
+    assert {s.overrides["model"] for s in specs} == {"small_resnet"}
+    with pytest.raises(ValueError, match="takes no --model"):
+        degradation.EXPERIMENT.grid(BUDGETS["quick"], "small_cnn")
 
 
 @pytest.mark.parametrize(

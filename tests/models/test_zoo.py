@@ -19,6 +19,25 @@ PARAMS = {
     "resnet110": 1_727_962,
     "resnet1202": 19_421_274,
     "resnet18_cifar": 11_173_962,
+    # conv 32*1*9, BN 2*32, linear 5408*128, BN1d 2*128, linear 128*10+10
+    "small_cnn": 694_122,
+    # the Keras placement keeps the conv and hidden-layer biases (BN after ReLU absorbs none)
+    "small_cnn_relu_bn": 694_282,
+    # stem 432+32; stages of two basic blocks at 16/32/64 with two 1x1 projections; fc 650
+    "small_resnet": 175_258,
+}
+# Every norm choice of the small networks, exactly (GroupNorm has no 1-d form: the hidden layer
+# of the CNN then has a bias and no norm).
+SMALL_PARAMS = {
+    ("small_cnn", "batchnorm"): 694_122,
+    ("small_cnn", "batchnorm-scratch"): 694_122,
+    ("small_cnn", "groupnorm"): 693_994,
+    ("small_cnn", "none"): 693_962,
+    ("small_cnn_relu_bn", "groupnorm"): 694_026,
+    ("small_cnn_relu_bn", "none"): 693_962,
+    ("small_resnet", "batchnorm-scratch"): 175_258,
+    ("small_resnet", "groupnorm"): 175_258,
+    ("small_resnet", "none"): 174_698,
 }
 # Papers give these only to one decimal place, in millions.
 APPROX_PARAMS = {
@@ -33,6 +52,20 @@ APPROX_PARAMS = {
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_param_counts_match_published(name):
     assert model_info(name)["params"] == PARAMS[name]
+
+
+@pytest.mark.parametrize(("name", "norm"), list(SMALL_PARAMS))
+def test_small_networks_with_every_norm(name, norm):
+    model = create_model(name, norm=norm)
+    assert sum(p.numel() for p in model.parameters()) == SMALL_PARAMS[(name, norm)]
+    spec = get_spec(name)
+    assert model(torch.randn(3, *spec.input_size)).shape == (3, 10)
+
+
+def test_small_cnn_derives_its_flatten_size_from_the_input():
+    model = create_model("small_cnn", in_channels=3, image_size=(32, 32))
+    assert model.hidden[0].in_features == 32 * 15 * 15
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("name", list(APPROX_PARAMS))
@@ -56,7 +89,8 @@ def test_plain_twins_have_the_resnet_size(depth):
 def test_forward_backward_train_and_eval(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=7)
-    x = torch.randn(2, 3, 32, 32)
+    spec = get_spec(name)  # ImageNet models run at 32x32 too (their pooling is adaptive)
+    x = torch.randn(2, *(spec.input_size if spec.sized else (spec.input_size[0], 32, 32)))
     out = model(x)
     assert out.shape == (2, 7)
     assert torch.isfinite(out).all()
@@ -78,6 +112,7 @@ def test_registry_lists_every_family():
         "cifar-preact",
         "cifar-imagenet-layout",
         "cifar-wide",
+        "small",
     }
     assert list_models("resnet2*") == ["resnet200", "resnet20", "resnet20_relu_bn"]
 

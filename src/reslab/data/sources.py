@@ -15,7 +15,13 @@ from pathlib import Path
 from reslab.data import folder, shipped
 from reslab.data.cache import cache_path, read_cache, write_cache
 from reslab.data.sets import DataSplits, ImageSet, channel_stats, split_validation
-from reslab.data.torchvision_sets import TORCHVISION_SETS, load_torchvision
+from reslab.data.torchvision_sets import (
+    IDX_SETS,
+    TORCHVISION_SETS,
+    find_idx_files,
+    load_idx,
+    load_torchvision,
+)
 from reslab.errors import DataError
 
 SAMPLE_FILE = shipped.SAMPLE_FILE  # kept importable from here
@@ -42,7 +48,16 @@ def _file_fingerprint(root: Path) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def _files_fingerprint(files: list[Path]) -> str:
+    lines = [f"{p.resolve()}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}" for p in files]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
 def _torchvision_source(name: str, data_dir: Path, download: bool, skip_corrupt: bool) -> Source:
+    files = find_idx_files(name, data_dir) if name in IDX_SETS else None
+    if files is not None:  # MNIST-style files already here: read them where they lie
+        key = functools.partial(_files_fingerprint, files)
+        return Source(name, key, functools.partial(load_idx, name, files))
     root = data_dir / name
     key = functools.partial(_file_fingerprint, root)
     return Source(name, key, functools.partial(load_torchvision, name, root, download))

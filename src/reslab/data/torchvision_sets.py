@@ -5,6 +5,7 @@ files to get and the folder to put them in."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import importlib.util
 import socket
 import threading
@@ -187,3 +188,59 @@ def load_torchvision(name: str, root: Path, download: bool):
             ) from None
     classes = list(getattr(test, "classes", None) or spec.classes)
     return _as_imageset(train, spec), _as_imageset(test, spec), classes, 0
+
+
+# -- IDX files (MNIST, Fashion-MNIST) found where the user keeps them ---------------------------
+
+IDX_SETS = ("mnist", "fashion-mnist")
+_IDX_DTYPES = {0x08: torch.uint8}  # the only type these data sets use
+
+
+def idx_folders(name: str, data_dir: Path) -> list[Path]:
+    """Where the IDX files of `name` may lie under --data-dir: flat in it (as Debian installs
+    them), in torchvision's SET/raw layout, or either of those under a folder named as the set."""
+    spec = TORCHVISION_SETS[name]
+    return [data_dir, data_dir / spec.subdir, data_dir / name, data_dir / name / spec.subdir]
+
+
+def find_idx_files(name: str, data_dir: Path) -> list[Path] | None:
+    """The four IDX files (gzipped or not), all from one folder, or None."""
+    for folder in idx_folders(name, data_dir):
+        found = []
+        for file in TORCHVISION_SETS[name].files:
+            candidates = [folder / file, folder / file.removesuffix(".gz")]
+            found += [c for c in candidates if c.is_file()][:1]
+        if len(found) == len(TORCHVISION_SETS[name].files):
+            return found
+    return None
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (LeCun's format: two zero bytes, a type code, the number of dimensions, each
+    dimension as a big-endian int32, then the data) as a tensor."""
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path} is corrupt or incomplete ({e}); get it again") from None
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    body = data[4 + 4 * ndim :]
+    if len(body) != torch.Size(dims).numel():
+        raise DataError(f"{path} is truncated: {len(body)} bytes for shape {dims}")
+    return torch.frombuffer(bytearray(body), dtype=_IDX_DTYPES[data[2]]).view(*dims)
+
+
+def load_idx(name: str, files: list[Path]):
+    """(train, test, classes, 0) from the four IDX files, in TorchvisionSet.files order."""
+    import torchvision.datasets as tvd
+
+    train_x, train_y, test_x, test_y = (read_idx(f) for f in files)
+    classes = list(getattr(tvd, TORCHVISION_SETS[name].cls_name).classes)
+    return (
+        ImageSet(train_x[:, None].contiguous(), train_y.long()),
+        ImageSet(test_x[:, None].contiguous(), test_y.long()),
+        classes,
+        0,
+    )

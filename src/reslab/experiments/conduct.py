@@ -34,6 +34,8 @@ def conduct(
     seeds: int = 1,
     parallel: int = 1,
     log: Callable[[str], None] = print,
+    model: str | None = None,
+    data_dir: str = "",
 ) -> ExperimentReport:
     from reslab.experiments import EXPERIMENTS
 
@@ -45,10 +47,21 @@ def conduct(
         raise UserError("--parallel must be >= 1")
     experiment, spec = EXPERIMENTS[name], get_budget(budget)
     out = Path(out) if out else default_out(name, budget)
-    results = run_experiment(experiment, spec, out, dataset, seeds, log=log, parallel=parallel)
+    results = run_experiment(
+        experiment,
+        spec,
+        out,
+        dataset,
+        seeds,
+        log=log,
+        parallel=parallel,
+        model=model,
+        data_dir=data_dir,
+    )
     sections = experiment.analyze(results, out)
     intro = (
-        f"{experiment.summary} Budget `{spec.name}`: {spec.note}. Data set "
+        f"{experiment.summary.format(model=results.model)} Budget `{spec.name}`: {spec.note}. "
+        "Data set "
         f"`{dataset or spec.dataset}`, {seeds} seed(s) per run; run directories "
         f"under `runs/`. Every verdict below is computed from these runs."
     )

@@ -1,4 +1,5 @@
-"""Optimizer vs optimizer on resnet20, each at its best learning rate from a small sweep."""
+"""Optimizer vs optimizer on one network (resnet20 unless --model says otherwise), each at its
+best learning rate from a small sweep."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ OPTIMIZERS = {
 }
 
 
-def runs(budget: Budget) -> list[RunSpec]:
+def runs(budget: Budget, model: str) -> list[RunSpec]:
     """Every (optimizer, lr) pair once: the sweep picks each optimizer's best lr by validation
     accuracy, and that same run is its curve. Equal budgets: same epochs, batch and schedule."""
     specs = []
@@ -27,7 +28,7 @@ def runs(budget: Budget) -> list[RunSpec]:
             specs.append(
                 RunSpec(
                     f"{name}-lr{lr:g}",
-                    dict(model="resnet20", lr=lr, **overrides),
+                    dict(model=model, lr=lr, **overrides),
                     dict(optimizer=name, lr=lr),
                 )
             )
@@ -97,8 +98,9 @@ def analyze(results, out) -> list[Section]:
 EXPERIMENT = Experiment(
     "optimizers",
     "Optimizers at equal budgets",
-    "resnet20 trained with SGD, SGD + momentum, Nesterov, Adam, AdamW and RMSprop; each "
+    "{model} trained with SGD, SGD + momentum, Nesterov, Adam, AdamW and RMSprop; each "
     "optimizer's learning rate is picked from a three-point sweep on the validation split.",
     runs,
     analyze,
+    model="resnet20",
 )

@@ -4,6 +4,7 @@ process or, side by side, in worker processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -39,6 +40,7 @@ class ExperimentResults:
     budget: Budget
     out: Path
     runs: list[RunResult]
+    model: str | None = None  # the network, for experiments that take one
 
     def select(self, **group) -> list[RunResult]:
         return [r for r in self.runs if all(r.spec.group.get(k) == v for k, v in group.items())]
@@ -165,9 +167,16 @@ def run_experiment(
     quiet: bool = True,
     log=print,
     parallel: int = 1,
+    model: str | None = None,
+    data_dir: str = "",
 ) -> ExperimentResults:
+    """Run the grid (skipping finished runs, resuming interrupted ones). `model` replaces the
+    network of an experiment that takes one; `data_dir` is where its data set lives."""
     dataset = dataset or budget.dataset
-    specs = experiment.runs(budget)
+    specs = experiment.grid(budget, model)
+    model = (model or experiment.model) if experiment.model else None
+    if data_dir:  # every run reads the data set from there
+        budget = dataclasses.replace(budget, overrides={**budget.overrides, "data_dir": data_dir})
     names = [s.name for s in specs]
     assert len(set(names)) == len(names), f"duplicate run names in {experiment.name}"
     grid = [(s, k, out / "runs" / f"{s.name}-s{k}") for s in specs for k in range(seeds)]
@@ -180,10 +189,11 @@ def run_experiment(
             f"{parallel} at a time"
         )
         run_parallel(todo, parallel, log)
-        return ExperimentResults(experiment, budget, out, [_result(s, k, d) for s, k, d in grid])
+        done = [_result(s, k, d) for s, k, d in grid]
+        return ExperimentResults(experiment, budget, out, done, model)
     results = []
     for i, (spec, seed, run_dir) in enumerate(grid, 1):
         done = _status_file(run_dir).is_file()
         log(f"[{i}/{len(grid)}] {run_dir.name}{' (done, skipped)' if done else ''}")
         results.append(run_one(spec, seed, budget, dataset, run_dir, quiet))
-    return ExperimentResults(experiment, budget, out, results)
+    return ExperimentResults(experiment, budget, out, results, model)

@@ -79,9 +79,21 @@ class RunSpec:
 class Experiment:
     name: str
     title: str
-    summary: str
-    runs: Callable[[Budget], list[RunSpec]]  # the grid
+    summary: str  # "{model}" in it names the network the grid trains
+    runs: Callable[..., list[RunSpec]]  # the grid: (budget), or (budget, model) with a model
     analyze: Callable  # (ExperimentResults, out_dir) -> list[Section]
+    # The network trained when the claims are not tied to one architecture (then --model may
+    # name another); None for experiments whose grid is a fixed set of architectures.
+    model: str | None = None
+
+    def grid(self, budget: Budget, model: str | None = None) -> list[RunSpec]:
+        if self.model is None:
+            if model is not None:
+                raise ConfigError(
+                    f"experiment {self.name} compares fixed architectures and takes no --model"
+                )
+            return self.runs(budget)
+        return self.runs(budget, model or self.model)
 
 
 def get_budget(name: str) -> Budget:

@@ -76,7 +76,7 @@ def _assemble(weights: dict, meta: dict, source: Path) -> LoadedModel:
         raise CheckpointError(f"{source} carries no reslab config: it was not written by reslab")
     config = saved_config(meta["config"])
     data = meta["data"]
-    model = build_model(config, len(data["classes"]), data["in_channels"])
+    model = build_model(config, len(data["classes"]), data["in_channels"], data["image_size"])
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:

@@ -25,13 +25,16 @@ def _check_classes(num_classes: int | None, have: int, source: str) -> None:
         )
 
 
-def build_from_config(name: str, config: dict, num_classes: int, in_channels: int) -> nn.Module:
+def build_from_config(
+    name: str, config: dict, num_classes: int, in_channels: int, image_size=None
+) -> nn.Module:
     """The network a saved training config describes (norm, shortcut and its padding)."""
     shortcut = config.get("shortcut", "default")
     return create_model(
         name,
         num_classes=num_classes,
         in_channels=in_channels,
+        image_size=image_size,
         norm=config.get("norm", "batchnorm"),
         shortcut=None if shortcut == "default" else shortcut,
         shortcut_pad=config.get("shortcut_pad", "after"),
@@ -52,7 +55,9 @@ def load_pretrained(name: str, tag: bool | str, num_classes: int | None) -> nn.M
     w = shipped_weights.find(model, tag)
     m = w.manifest
     _check_classes(num_classes, len(m["classes"]), w.name)
-    net = build_from_config(m["model"], m["config"], len(m["classes"]), m["in_channels"])
+    net = build_from_config(
+        m["model"], m["config"], len(m["classes"]), m["in_channels"], m["image_size"]
+    )
     net = shipped_weights.load_into(net, shipped_weights.read_verified(w), w.name)
     net.pretrained_cfg = shipped_weights.pretrained_cfg(m, f"reslab {w.name}")
     return net

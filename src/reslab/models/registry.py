@@ -31,6 +31,7 @@ class ModelSpec:
     reference_error: float | None = None  # published top-1 error, %
     reference: str | None = None  # where that figure comes from
     builder: Callable[..., nn.Module] = ResNet  # the class the arch keywords go to
+    sized: bool = False  # the builder needs the input's (height, width): a flatten, not a pool
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -67,20 +68,24 @@ def _lookup(key: str, value: str, table: Mapping[str, object]):
 def create_model(
     name: str,
     num_classes: int | None = None,
-    in_channels: int = 3,
+    in_channels: int | None = None,
     norm: str = "batchnorm",
     shortcut: str | None = None,
     zero_init_residual: bool = False,
     shortcut_pad: str = "both",
     pretrained: bool | str = False,
     weights: str | Path | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> nn.Module:
     """Build a registered network by name.
 
     `norm` is a key of `NORMS`; `shortcut` a key of `SHORTCUTS` (None keeps the one its paper
     uses); `shortcut_pad` places option A's zero channels on "both" sides or all "after".
-    `pretrained=True` loads the model's default shipped weights (a tag, or "resnet20.TAG" as the
-    name, picks others; ImageNet models take torchvision's from the local hub cache);
+    `num_classes`, `in_channels` and `image_size` (height, width) default to the model's own;
+    the size matters only to networks that flatten their features (the small CNN).
+
+    `pretrained=True` loads the model's default shipped weights (a tag, or "resnet20.TAG" as
+    the name, picks others; ImageNet models take torchvision's from the local hub cache).
     `weights=PATH` loads a file: reslab's safetensors, a torchvision state dict, or a known
     foreign checkpoint format. Either returns the network in eval mode, with a
     `pretrained_cfg` dict saying its classes and input normalization.
@@ -96,10 +101,12 @@ def create_model(
     spec = get_spec(name)
     kind = _lookup("shortcut", spec.shortcut if shortcut is None else shortcut, SHORTCUTS)
     _lookup("shortcut_pad", shortcut_pad, dict.fromkeys(PAD_MODES))
+    sized = {"image_size": tuple(image_size or spec.input_size[1:])} if spec.sized else {}
     return spec.builder(
         **spec.arch,
+        **sized,
         num_classes=spec.num_classes if num_classes is None else num_classes,
-        in_channels=in_channels,
+        in_channels=spec.input_size[0] if in_channels is None else in_channels,
         norm=_lookup("norm", norm, NORMS),
         shortcut=kind.factory(shortcut_pad),
         zero_init_residual=zero_init_residual,

@@ -11,6 +11,7 @@ from reslab.models.blocks import (
 )
 from reslab.models.registry import ModelSpec, register
 from reslab.models.resnet9 import ResNet9
+from reslab.models.small import SmallCNN
 
 IMAGENET = (3, 224, 224)
 CIFAR = (3, 32, 32)
@@ -188,7 +189,37 @@ def _register_other_layouts() -> None:
     )
 
 
+def _register_small() -> None:
+    # The networks introductions to BN and residual blocks start from: a one-conv CNN with BN in
+    # a conv and a fully connected layer (28x28x1; BN before or after the ReLU), and a small
+    # CIFAR ResNet of two basic blocks per stage with projection shortcuts.
+    for name, placement in (("small_cnn", "bn_relu"), ("small_cnn_relu_bn", "relu_bn")):
+        register(
+            ModelSpec(
+                name=name,
+                family="small",
+                arch=dict(placement=placement),
+                num_classes=10,
+                input_size=(1, 28, 28),
+                shortcut="none",
+                builder=SmallCNN,
+                sized=True,
+            )
+        )
+    register(
+        ModelSpec(
+            name="small_resnet",
+            family="small",
+            arch=cifar_arch(14),
+            num_classes=10,
+            input_size=CIFAR,
+            shortcut="B",
+        )
+    )
+
+
 _register_imagenet()
 _register_cifar()
 _register_variants()
 _register_other_layouts()
+_register_small()

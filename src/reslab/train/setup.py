@@ -60,7 +60,9 @@ class Setup:
         }
 
 
-def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
+def build_model(
+    config: TrainConfig, num_classes: int, in_channels: int, image_size=None
+) -> nn.Module:
     shortcut = None if config.shortcut == "default" else config.shortcut
     return create_model(
         config.model,
@@ -70,6 +72,7 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int) -> nn.M
         shortcut=shortcut,
         zero_init_residual=config.zero_init_residual,
         shortcut_pad=config.shortcut_pad,
+        image_size=image_size,
     )
 
 
@@ -127,7 +130,7 @@ def build(config: TrainConfig, world: World = distributed.SINGLE) -> Setup:
         torch.set_num_threads(config.threads)
     data = load_dataset(config.dataset, config.data_dir or None, skip_corrupt=config.skip_corrupt)
     train, val, test = _loaders(config, data, device, world)
-    model = build_model(config, data.num_classes, data.in_channels).to(device)
+    model = build_model(config, data.num_classes, data.in_channels, data.image_size).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     step_model = distributed.wrap(model, world, device, config.sync_bn)
