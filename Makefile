@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN ?= runs/demo
 LINTED := src tests benchmarks scripts
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint smoke-py310 bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: setup
 lint: setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+
+# The oldest supported Python (3.10): a fresh venv, reslab installed from this tree, the CLI and a
+# tiny training run (CI runs it after the tests; 4-5 min: PyTorch is downloaded for 3.10).
+smoke-py310:
+	bash .ci/run py310
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

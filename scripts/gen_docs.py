@@ -8,10 +8,12 @@ docs page. `python scripts/gen_docs.py` rewrites them; `--check` exits 1 when a 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
 
+from reslab.models.figures import FIGURES_FILE
 from reslab.models.layers import NORMS, SHORTCUTS
 from reslab.report.markdown import markdown_table
 from reslab.train.config import FIELDS, HINTS, describe
@@ -69,6 +71,17 @@ def render(text: str, tables: dict) -> str:
     return text
 
 
+def figures_json() -> str:
+    from reslab.models import list_models
+    from reslab.models.figures import measure
+
+    return json.dumps({name: measure(name) for name in list_models()}, indent=1) + "\n"
+
+
+# Files written whole: path -> content maker.
+FILES = {FIGURES_FILE: figures_json}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if a page is out of date")
@@ -80,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         new = render(old, tables)
         if new != old:
             stale.append(page)
+            if not args.check:
+                path.write_text(new)
+    for path, make in FILES.items() if not args.check else ():  # tests check these themselves
+        new = make()
+        if not path.is_file() or path.read_text() != new:
+            stale.append(path.name)
             if not args.check:
                 path.write_text(new)
     if args.check and stale:

@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_models(args: argparse.Namespace) -> int:
     from reslab.report.tables import models_table
 
-    models_table(args.pattern, flops=not args.no_flops)
+    models_table(args.pattern)
     return 0
 
 
@@ -33,7 +33,6 @@ def _add_models(sub) -> None:
     p.add_argument(
         "pattern", nargs="?", default="*", help="shell-style name filter, e.g. 'resnet*'"
     )
-    p.add_argument("--no-flops", action="store_true", help="skip the GFLOPs column (faster)")
     p.set_defaults(func=_cmd_models)
 
 
@@ -62,6 +61,7 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
+    p.add_argument("--verbose", action="store_true", help="also print debugging details")
     p.add_argument(
         "--nproc",
         type=int,
@@ -108,14 +108,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.nproc < 1:
             raise UserError("--nproc must be >= 1")
         if not args.resume:  # refuse here what every worker would refuse
-            check_runtime(config.precision, config.device, config.sync_bn)
-        return distributed.launch_local(args.nproc, _without_nproc(sys.argv[1:]))
+            check_runtime(config)
+        code, message = distributed.launch_local(args.nproc, _without_nproc(sys.argv[1:]))
+        if message is not None:
+            print(f"error: {message}", file=sys.stderr)
+        return code
     if args.resume:
         result = resume(args.resume, flags, quiet=args.quiet)
     else:
         out = args.out or RunDir.default(config.model, config.dataset).path
         result = fit_restartable(config, out, force=args.force, quiet=args.quiet)
     if not distributed.from_env().is_main:
+        return 0
+    if result.finished_before:
+        print(
+            f"{result.run_dir} has already finished (test accuracy "
+            f"{100 * result.summary['test_acc']:.2f}%); nothing to do"
+        )
         return 0
     from reslab.report import write_report
 
@@ -209,6 +218,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub) -> None:
+    from reslab.train.runtime import DEVICES
+
     p = sub.add_parser(
         "predict",
         help="classify image files",
@@ -225,6 +236,7 @@ def _add_predict(sub) -> None:
     )
     p.add_argument("--top-k", type=int, default=3, help="classes to show per image")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where to run the model")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -240,7 +252,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     )
     if not images:
         raise UserError("predict: no image files given")
-    results = predict(_load_model(args), images, args.top_k)
+    results = predict(_load_model(args), images, args.top_k, args.device)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return 0
@@ -251,10 +263,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_export(sub) -> None:
+    from reslab.models.export import DEFAULT_INPUT, INPUTS
+
     p = sub.add_parser("export", help="export a trained model: ONNX, TorchScript or safetensors")
     _add_model_args(p)
     p.add_argument("--format", required=True, choices=("onnx", "safetensors", "torchscript"))
     p.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the convolutions")
+    kinds = "; ".join(f"{name}: {kind.text}" for name, kind in INPUTS.items())
+    p.add_argument(
+        "--input",
+        choices=tuple(INPUTS),
+        help=f"what the onnx/torchscript graph takes; it normalizes inside ({kinds}; "
+        f"default {DEFAULT_INPUT})",
+    )
     p.add_argument("--out", help="output file (default: beside the model, named by format)")
     p.set_defaults(func=_cmd_export)
 
@@ -269,6 +290,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from reslab.models import export
     from reslab.models.fold import fold_batchnorm
 
+    if args.format == "safetensors" and args.input:
+        raise UserError("--input is for onnx and torchscript: safetensors holds weights only")
     loaded = _load_model(args)
     model, folded = loaded.model, 0
     if args.fold_bn:
@@ -277,15 +300,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     # Shipped weights live inside the package: their exports go to the working directory.
     folder = Path(".") if args.pretrained else loaded.source.parent
     out = Path(args.out) if args.out else folder / f"{stem}{_SUFFIX[args.format]}"
-    shape = (1, loaded.data["in_channels"], *loaded.data["image_size"])
-    if args.format == "onnx":
-        export.export_onnx(model, out, input_shape=shape)
-    elif args.format == "torchscript":
-        export.export_torchscript(model, out, input_shape=shape)
-    else:
-        meta = {"meta": json.dumps({"config": loaded.config.to_dict(), "data": loaded.data})}
-        export.export_safetensors(model, out, metadata=meta)
+    data = loaded.data
     note = f" ({folded} BatchNorm layers folded)" if args.fold_bn else ""
+    if args.format == "safetensors":
+        meta = {"meta": json.dumps({"config": loaded.config.to_dict(), "data": data})}
+        export.export_safetensors(model, out, metadata=meta)
+    else:  # a graph usable on its own: raw images in, normalized inside (after any folding)
+        kind = args.input or export.DEFAULT_INPUT
+        net = export.Normalized(model, data["mean"], data["std"], kind)
+        meta = export.deployment_metadata(loaded.config.model, data, kind)
+        write = export.export_onnx if args.format == "onnx" else export.export_torchscript
+        write(net, out, input_shape=(1, data["in_channels"], *data["image_size"]), metadata=meta)
+        note += f"; takes {meta['input']}"
     print(f"wrote {out}{note}")
     return 0
 
@@ -386,16 +412,38 @@ def _version() -> str:
     return f"reslab {__version__}"
 
 
+def _configure_logging(verbose: bool) -> None:
+    """The library logs through `reslab.*` loggers; the command prints their records plainly."""
+    import logging
+
+    logger = logging.getLogger("reslab")
+    if not any(getattr(h, "_reslab_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._reslab_cli = True
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from reslab.train.stop import StopRequested
 
     try:
         args = build_parser().parse_args(argv)
+        _configure_logging(getattr(args, "verbose", False))
         return args.func(args)
     except (UserError, DivergenceError, StopRequested) as e:
-        if os.environ.get("RANK", "0") == "0":  # under torchrun, one rank speaks for all
+        from reslab.train.distributed import ERROR_FILE_ENV, report_worker_error
+
+        if isinstance(e, UserError) and ERROR_FILE_ENV in os.environ:
+            report_worker_error(str(e), e.exit_code)  # `reslab train --nproc` prints it
+        elif os.environ.get("RANK", "0") == "0":  # under torchrun, one rank speaks for all
             print(f"{'' if isinstance(e, StopRequested) else 'error: '}{e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`reslab models | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import IO
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary name beside `path` to write to; on success it is fsync'd and renamed to
@@ -25,6 +31,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    # mkstemp makes the file private (0600); the finished file gets what open() would give it,
+    # so teammates and a shared TensorBoard can read runs where the umask allows.
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield Path(tmp)
         with open(tmp, "rb") as f:
@@ -98,11 +107,11 @@ def read_torch_file(path: str | Path) -> object:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(
-            f"{path} is not a readable checkpoint (corrupt or truncated: {_clip(first, 120)})"
+            f"{path} is not a readable checkpoint (corrupt or truncated: {clip(first, 120)})"
         ) from None
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     """`text` cut at a word boundary near `limit`, marked with an ellipsis when cut."""
     if len(text) <= limit:
         return text

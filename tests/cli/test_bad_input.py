@@ -37,6 +37,17 @@ OUT_OF_RANGE = {
     "model": "vgg16",
     "dataset": "imagenet-1k",
     "milestones": "0.9 0.1",
+    "checkpoint_every": "-1",
+}
+# Values that parse as numbers but no run could mean: refused up front, in one line.
+ABSURD = {
+    "warmup_epochs": ["inf", "1e300", "nan"],
+    "weight_decay": ["inf", "1e300"],
+    "lr": ["inf", "1e9", "0"],
+    "epochs": ["1000000000000"],
+    "batch_size": ["99999999999"],
+    "seed": ["99999999999999999999999"],
+    "label_smoothing": ["nan"],
 }
 
 
@@ -52,6 +63,7 @@ def _run(capsys, args):
 
 CASES = [(k, WRONG_TYPE[HINTS[k]]) for k in FIELDS if WRONG_TYPE.get(HINTS[k])]
 CASES += [(k, v) for k, v in OUT_OF_RANGE.items()]
+CASES += [(k, v) for k, values in ABSURD.items() for v in values]
 
 
 @pytest.mark.parametrize(("key", "value"), CASES, ids=[f"{k}={v}" for k, v in CASES])

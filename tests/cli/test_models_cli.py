@@ -11,6 +11,15 @@ def test_models_table_lists_names_params_and_flops():
     assert "resnet32" not in r.stdout
 
 
+def test_models_piped_keeps_every_name_whole():
+    r = run_cli("models", extra_env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines()[1:] if not line.startswith("paper error:")]
+    names = [line.split()[0] for line in lines]
+    assert "preact_resnet1001" in names and "preact_resnet110" in names
+    assert "…" not in r.stdout
+
+
 def test_unknown_pattern_is_one_line_and_exit_2():
     r = run_cli("models", "vgg*")
     assert r.returncode == 2

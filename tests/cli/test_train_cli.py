@@ -58,7 +58,7 @@ def test_train_then_eval_predict_report(tmp_path, data_dir):
     ("command", "needle"),
     [
         (["eval", "{missing}"], "no such run directory"),
-        (["predict", "{run}", "{text}"], "not a JPEG or PNG"),
+        (["predict", "{run}", "{text}"], "is not an image Pillow can read"),
         (["predict", "{run}", "{missing}"], "image not found"),
         (["export", "{run}", "--format", "tflite"], "invalid choice"),
         (["eval", "{hostile}"], "refused to load"),
@@ -152,7 +152,7 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, data_dir):
 
 
 def test_divergence_exits_3(tmp_path, data_dir):
-    flags = tiny_flags(max_steps=None, lr=1e9, momentum=0, schedule="constant", check_every=1)
+    flags = tiny_flags(max_steps=None, lr=1e6, momentum=0, schedule="constant", check_every=1)
     r = run_cli("train", *flags, "--out", tmp_path / "run", data_dir=data_dir)
     assert r.returncode == 3, r.stderr
     assert "at step" in r.stderr and "lower learning rate" in r.stderr

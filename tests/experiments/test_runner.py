@@ -24,7 +24,7 @@ def _grid(budget):
         RunSpec("ok", dict(model="resnet20", lr=0.05), dict(kind="ok")),
         RunSpec(
             "diverges",
-            dict(model="resnet20", lr=1e12, momentum=0.0, norm="none", schedule="constant"),
+            dict(model="resnet20", lr=1e6, momentum=0.0, norm="none", schedule="constant"),
             dict(kind="bad"),
         ),
     ]

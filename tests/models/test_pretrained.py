@@ -201,13 +201,16 @@ def test_reference_checkpoint_eval_predict_and_export_agree(data_dir, tmp_path):
     ex = run_cli("export", REFERENCE, "--format", "onnx", "--fold-bn", "--out", onnx)
     assert ex.returncode == 0, ex.stderr
     loaded = reslab.load(REFERENCE)
-    from reslab.infer.predict import _prepare
+    from reslab.infer.predict import load_images
 
-    batch = torch.stack([_prepare(str(p), loaded.data) for p in images])
-    expected = loaded.model(batch).detach().numpy()
+    # The exported graph takes the raw [0, 1] images and normalizes them itself.
+    raw = load_images(images, loaded.data)
+    mean, std = (torch.tensor(loaded.data[k]).view(1, -1, 1, 1) for k in ("mean", "std"))
+    expected = loaded.model((raw - mean) / std).detach().numpy()
     session = ort.InferenceSession(str(onnx))
-    got = session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0]
+    got = session.run(None, {session.get_inputs()[0].name: raw.numpy()})[0]
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert json.loads(session.get_modelmeta().custom_metadata_map["classes"]) == CLASSES
     assert [CLASSES[i] for i in got.argmax(1)] == predicted
 
 

@@ -59,10 +59,25 @@ def test_evaluation_section_with_confusion(tmp_path):
     path = write_report([fake_run(tmp_path / "run a", evaluation=ev)], tmp_path / "out")
     text = path.read_text()
     assert text.startswith("# Run run a\n")
-    assert "test split: top-1 42.00%, top-5 90.00%." in text
+    assert "`reslab eval`, test split, without test-time augmentation: top-1 42.00%" in text
     assert "(confusion-run_a.png)" in text
     with Image.open(path.parent / "confusion-run_a.png") as png:
         assert png.format == "PNG"
+
+
+def test_evaluation_protocol_is_labelled_and_old_figures_do_not_pile_up(tmp_path):
+    ev = {"top1": 0.5, "top5": 0.9, "split": "test", "tta": True, "classes": ["cat", "dog"],
+          "confusion": [[3, 1], [2, 4]]}  # fmt: skip
+    first = fake_run(tmp_path / "first", evaluation=ev)
+    write_report([first], tmp_path / "out")
+    assert (tmp_path / "out" / "confusion-first.png").is_file()
+    text = write_report([fake_run(tmp_path / "second", evaluation=ev)], tmp_path / "out")
+    text = text.read_text()
+    assert "`reslab eval --tta`, test split, with flip test-time augmentation: top-1 50.00%" in text
+    assert "confusion matrix of second, test split, with flip test-time augmentation" in text
+    assert sorted(p.name for p in (tmp_path / "out").glob("confusion-*")) == [
+        "confusion-second.png"
+    ]
 
 
 def test_same_names_in_different_folders_stay_apart(tmp_path):

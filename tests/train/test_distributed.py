@@ -162,3 +162,22 @@ def test_sync_bn_needs_cuda(tmp_path, data_dir):
         "train", *COMMON, "--sync-bn", "--max-steps", 1, "--out", tmp_path / "r", data_dir=data_dir
     )
     assert r.returncode == 2 and "SyncBatchNorm needs CUDA" in r.stderr
+
+
+def test_bad_settings_are_refused_before_torchrun_starts(tmp_path, data_dir):
+    start = time.perf_counter()
+    r = run_cli("train", *COMMON, "--nproc", 2, "--sync-bn", "--out", tmp_path / "r",
+                data_dir=data_dir)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("error: sync_bn: SyncBatchNorm needs CUDA")
+    assert "torch.distributed" not in r.stderr and not (tmp_path / "r").exists()
+    assert time.perf_counter() - start < 60  # no workers were started
+
+
+def test_a_user_error_inside_a_worker_reaches_the_user_as_one_line(tmp_path, data_dir):
+    # The split size is known only once a worker has read the data set.
+    r = run_cli("train", *COMMON, "--nproc", 2, "--val-split", 100_000, "--out", tmp_path / "r",
+                data_dir=data_dir)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: validation split 100000")
+    assert "Traceback" not in r.stderr and "ChildFailedError" not in r.stderr

@@ -114,7 +114,7 @@ def test_resume_rejects_changed_settings(tmp_path, tiny):
 
 
 def test_divergence_names_the_step_and_keeps_the_last_checkpoint(tmp_path, tiny):
-    config = tiny(200, lr=1e9, schedule="constant", momentum=0.0, epochs=3)
+    config = tiny(200, lr=1e6, schedule="constant", momentum=0.0, epochs=3)
     with pytest.raises(DivergenceError, match=r"at step \d+.*lower learning rate"):
         fit(config, tmp_path / "run", quiet=True)
 
@@ -127,3 +127,51 @@ def test_every_recipe_runs_on_the_sample(tmp_path, data_dir, recipe):
     config = build_config(get_recipe(recipe).overrides, tiny_run)
     result = fit(config, tmp_path / recipe, quiet=True)
     assert result.summary["steps"] == 2 and 0 <= result.summary["test_acc"] <= 1
+
+
+class Crash(Exception):
+    """A stand-in for a SIGKILL: nothing of the run's own handling runs after it."""
+
+
+def test_time_based_checkpoints_inside_the_epoch_resume_exactly(tmp_path, tiny):
+    config = tiny(24, deterministic=True, check_every=1)
+    straight = fit(config, tmp_path / "straight", quiet=True)
+
+    def crash(step):
+        if step == 14:
+            raise Crash
+        return False
+
+    every_check = build_config({**config.to_dict(), "checkpoint_every": 1e-9})
+    with pytest.raises(Crash):
+        fit(every_check, tmp_path / "split", quiet=True, should_stop=crash)
+    state = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    # Saved mid-epoch by the clock (epoch 1 has 59 steps), at the check point before the crash.
+    assert state["position"]["epoch"] == 0 and state["position"]["step"] == 13
+    resumed = resume(tmp_path / "split", quiet=True)
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_resume_before_the_first_checkpoint_starts_over(tmp_path, tiny):
+    with pytest.raises(Crash):
+        fit(tiny(6), tmp_path / "run", quiet=True, should_stop=lambda step: _raise(Crash))
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+    result = resume(tmp_path / "run", quiet=True)
+    assert result.summary["steps"] == 6 and not result.finished_before
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path, tiny):
+    first = fit(tiny(3), tmp_path / "run", quiet=True)
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    again = resume(tmp_path / "run", quiet=True)
+    assert again.finished_before and again.summary == first.summary
+    assert {p: p.stat().st_mtime_ns for p in files} == files
+    x = torch.zeros(1, 3, 32, 32)
+    torch.testing.assert_close(again.model(x), first.model.eval()(x))
+
+
+def _raise(error):
+    raise error

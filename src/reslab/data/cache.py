@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import warnings
 import zlib
@@ -21,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from reslab.data.sets import DataSplits, ImageSet
-from reslab.io import atomic_write
+from reslab.io import atomic_write, clip
 
 FORMAT = "reslab-data-cache/2"
 _SPLITS = ("train", "test")
@@ -50,12 +49,6 @@ def _tensors(splits: DataSplits) -> dict[str, torch.Tensor]:
     }
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_cache(path: Path, splits: DataSplits, key: str) -> None:
     """Write atomically; a data dir that cannot be written only costs the cache (a warning)."""
     tensors = _tensors(splits)
@@ -70,8 +63,7 @@ def write_cache(path: Path, splits: DataSplits, key: str) -> None:
         "checksums": json.dumps(_checksums(tensors)),
     }
     try:
-        atomic_write(path, lambda f: f.write(save(tensors, metadata=meta)))
-        os.chmod(path, 0o666 & ~_umask())  # mkstemp made it 0600: others sharing DATA_DIR read it
+        atomic_write(path, lambda f: f.write(save(tensors, metadata=meta)))  # umask honoured
     except OSError as e:
         warnings.warn(
             f"could not write the data cache {path} ({e.strerror or e}); working without it",
@@ -126,6 +118,6 @@ def read_cache(path: Path, key: str) -> DataSplits | None:
 
 def _broken(path: Path, error: Exception) -> None:
     warnings.warn(
-        f"data cache {path} is unreadable ({str(error)[:80]}); rebuilding it", stacklevel=3
+        f"data cache {path} is unreadable ({clip(str(error), 80)}); rebuilding it", stacklevel=3
     )
     return None

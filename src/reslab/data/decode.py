@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 
 from reslab.errors import DataError
+from reslab.io import clip
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 # Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS): an image whose header
@@ -101,7 +102,7 @@ def _quiet() -> Iterator[None]:
 
 def _reason(error: Exception) -> str:
     # torchvision's messages read "decode_jpeg, /path/decode_jpeg.cpp:171, Image is truncated".
-    return str(error).splitlines()[0].rsplit(", ", 1)[-1][:100] if str(error) else "unreadable"
+    return clip(str(error).splitlines()[0].rsplit(", ", 1)[-1], 100) if str(error) else "unreadable"
 
 
 def _to_uint8(image: torch.Tensor) -> torch.Tensor:

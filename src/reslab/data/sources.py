@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +23,8 @@ from reslab.data.torchvision_sets import (
     load_torchvision,
 )
 from reslab.errors import DataError
+
+log = logging.getLogger("reslab.data")
 
 SAMPLE_FILE = shipped.SAMPLE_FILE  # kept importable from here
 FOLDER_PREFIX = "folder:"
@@ -161,7 +163,6 @@ def load_dataset(
     *,
     download: bool = True,
     skip_corrupt: bool = False,
-    progress: bool = False,
 ) -> DataSplits:
     """Decoded uint8 splits with classes and train-split mean/std, cached under DATA_DIR/cache/."""
     data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
@@ -169,12 +170,7 @@ def load_dataset(
     path = cache_path(data_dir, source.name)
     splits = _from_cache(path, source.key(), skip_corrupt)
     if splits is None:
-        if progress:
-            print(
-                f"decoding {source.name} (once: later loads read {path})",
-                file=sys.stderr,
-                flush=True,
-            )
+        log.info(f"decoding {source.name} (once: later loads read {path})")
         train, test, classes, skipped = source.build()
         mean, std = channel_stats(train.images)
         splits = DataSplits(source.name, train, test, classes, mean, std, skipped)

@@ -18,6 +18,7 @@ import torch
 
 from reslab.data.sets import ImageSet
 from reslab.errors import DataError
+from reslab.io import clip
 
 REACH_TIMEOUT_S = 3.0  # the no-network verdict comes within this
 STALL_TIMEOUT_S = 60.0  # a download that stops sending for this long fails instead of hanging
@@ -143,7 +144,7 @@ def _fetch(spec: TorchvisionSet, name: str, root: Path, download: bool) -> None:
             for kwargs in spec.split_kwargs:
                 cls(str(root), download=True, **kwargs)
     except (OSError, RuntimeError) as e:  # urllib's URLError is an OSError
-        reason = str(e).strip().splitlines()[0][:100] if str(e).strip() else type(e).__name__
+        reason = clip(str(e).strip().splitlines()[0], 100) if str(e).strip() else type(e).__name__
         raise DataError(f"getting {name} failed ({reason}); {_where(spec, root)}") from None
 
 
@@ -183,7 +184,7 @@ def load_torchvision(name: str, root: Path, download: bool):
             train, test = _open(spec, root)
         except RuntimeError as e:
             raise DataError(
-                f"{name} in {root} is unreadable ({str(e)[:80]}); delete the folder "
+                f"{name} in {root} is unreadable ({clip(str(e), 80)}); delete the folder "
                 f"and {_where(spec, root)}"
             ) from None
     classes = list(getattr(test, "classes", None) or spec.classes)

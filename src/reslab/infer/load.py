@@ -8,7 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from reslab.errors import CheckpointError, UserError
-from reslab.io import read_torch_file
+from reslab.io import clip, read_torch_file
 from reslab.models.convert import recognize
 from reslab.train.checkpoint import check_checkpoint, load_weights
 from reslab.train.config import TrainConfig, saved_config
@@ -81,7 +81,7 @@ def _assemble(weights: dict, meta: dict, source: Path) -> LoadedModel:
         model.load_state_dict(weights)
     except RuntimeError as e:
         raise CheckpointError(
-            f"{source} does not fit model {config.model!r} ({str(e).splitlines()[0][:160]})"
+            f"{source} does not fit model {config.model!r} ({clip(str(e).splitlines()[0], 160)})"
         ) from None
     return LoadedModel(model.eval(), config, data, source)
 

@@ -1,18 +1,89 @@
-"""Export a model for deployment: ONNX, TorchScript or safetensors, each written atomically."""
+"""Export a model for deployment: ONNX, TorchScript or safetensors, each written atomically.
+
+A graph for use without reslab is the model wrapped in `Normalized`: it takes raw images (float
+in [0, 1], or uint8 in [0, 255]) and normalizes them itself; `deployment_metadata` says what it
+takes and which logit is which class, and the ONNX and TorchScript files carry that beside it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from reslab.errors import UserError
 from reslab.io import atomic_path
+
+
+class InputKind(NamedTuple):
+    dtype: torch.dtype
+    full_scale: float  # the pixel value of full intensity
+    text: str  # as the metadata and the docs state it
+
+
+# How an exported graph takes its images, by `reslab export --input`.
+INPUTS = {
+    "float": InputKind(torch.float32, 1.0, "NCHW float32 in [0, 1]"),
+    "uint8": InputKind(torch.uint8, 255.0, "NCHW uint8 in [0, 255]"),
+}
+DEFAULT_INPUT = "float"
+TORCHSCRIPT_METADATA = "metadata.json"  # the extra file of a TorchScript export that holds it
+
+
+def input_kind(name: str) -> InputKind:
+    if name not in INPUTS:
+        raise UserError(f"input: unknown value {name!r}; allowed: {', '.join(INPUTS)}")
+    return INPUTS[name]
+
+
+class Normalized(nn.Module):
+    """`model` with its input normalization inside: takes raw images (N, C, H, W) as `input`
+    says, float in [0, 1] or uint8 in [0, 255], and returns model((x / full_scale - mean) / std).
+    What an exported graph needs to be used on its own, and what `reslab.predict` runs."""
+
+    def __init__(self, model: nn.Module, mean, std, input: str = DEFAULT_INPUT):
+        super().__init__()
+        kind = input_kind(input)
+        self.model = model
+        self.input_dtype = kind.dtype
+        # (x / s - mean) / std == (x - s * mean) / (s * std): one subtraction and one division
+        # in the graph for either input kind.
+        shape = (1, -1, 1, 1)
+        self.register_buffer("mean", kind.full_scale * torch.tensor(mean).float().view(shape))
+        self.register_buffer("std", kind.full_scale * torch.tensor(std).float().view(shape))
+        self.train(model.training)  # a new Module trains; wrapping must not change the mode
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model((images.to(self.mean.dtype) - self.mean) / self.std)
+
+
+def deployment_metadata(model_name: str, data: dict, input: str = DEFAULT_INPUT) -> dict[str, str]:
+    """What a user of an exported `Normalized` graph needs, as str -> str (JSON for lists): the
+    classes in logit order, the input convention, and the normalization already inside."""
+    return {
+        "model": model_name,
+        "dataset": str(data["dataset"]),
+        "classes": json.dumps(list(data["classes"])),
+        "input": input_kind(input).text,
+        "in_channels": str(data["in_channels"]),  # 3: RGB, 1: grayscale
+        "image_size": json.dumps(list(data["image_size"])),  # [height, width]
+        "mean": json.dumps([float(v) for v in data["mean"]]),  # of [0, 1] pixels, per channel
+        "std": json.dumps([float(v) for v in data["std"]]),
+    }
+
+
+def _check_metadata(metadata: dict | None, what: str) -> None:
+    if metadata is not None and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise UserError(f"{what} metadata must map str to str; json.dumps other values first")
 
 
 def _atomic_export(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -36,7 +107,10 @@ def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def _example_input(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    x = torch.randn(*input_shape, device=device)
+    if isinstance(model, Normalized) and model.input_dtype == torch.uint8:
+        x = torch.randint(0, 256, tuple(input_shape), dtype=torch.uint8, device=device)
+    else:
+        x = torch.randn(*input_shape, device=device)
     try:
         with torch.no_grad():
             model(x)
@@ -49,13 +123,29 @@ def _example_input(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor
     return x
 
 
+def _write_onnx_metadata(path: str, metadata: dict[str, str]) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise UserError(
+            "writing ONNX metadata needs the onnx package: pip install 'reslab[export]'"
+        ) from None
+    proto = onnx.load(path)
+    onnx.helper.set_model_props(proto, metadata)
+    onnx.save(proto, path)
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
     input_shape: Sequence[int] = (1, 3, 32, 32),
     opset: int = 17,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
-    """ONNX graph with input "images" and output "logits", both with a dynamic batch axis."""
+    """ONNX graph with input "images" and output "logits", both with a dynamic batch axis;
+    `metadata` goes into the model's metadata_props. The input's dtype is float32, or a
+    `Normalized` model's."""
+    _check_metadata(metadata, "ONNX")
     kwargs = dict(
         input_names=["images"],
         output_names=["logits"],
@@ -72,19 +162,32 @@ def export_onnx(
         # Option-A shortcuts subsample with x[:, :, ::2, ::2]; the Slice stays unfolded, harmlessly.
         warnings.filterwarnings("ignore", "Constant folding - Only steps=1")
         x = _example_input(model, input_shape)
-        return _atomic_export(path, lambda tmp: torch.onnx.export(model, (x,), tmp, **kwargs))
+
+        def write(tmp: str) -> None:
+            torch.onnx.export(model, (x,), tmp, **kwargs)
+            if metadata:
+                _write_onnx_metadata(tmp, metadata)
+
+        return _atomic_export(path, write)
 
 
 def export_torchscript(
-    model: nn.Module, path: str | Path, input_shape: Sequence[int] = (1, 3, 32, 32)
+    model: nn.Module,
+    path: str | Path,
+    input_shape: Sequence[int] = (1, 3, 32, 32),
+    metadata: dict[str, str] | None = None,
 ) -> Path:
-    """A traced TorchScript module; these nets have no data-dependent control flow to lose."""
+    """A traced TorchScript module; these nets have no data-dependent control flow to lose.
+    `metadata` is saved as JSON in the extra file TORCHSCRIPT_METADATA (read it back with
+    `torch.jit.load(path, _extra_files={TORCHSCRIPT_METADATA: ""})`)."""
+    _check_metadata(metadata, "TorchScript")
+    extra = {TORCHSCRIPT_METADATA: json.dumps(metadata)} if metadata else {}
     with _eval_mode(model), warnings.catch_warnings():
         # torch 2.14 marks torch.jit deprecated; still what libtorch's torch::jit::load reads.
         warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
         x = _example_input(model, input_shape)
         traced = torch.jit.trace(model, x)
-        return _atomic_export(path, lambda tmp: torch.jit.save(traced, tmp))
+        return _atomic_export(path, lambda tmp: torch.jit.save(traced, tmp, _extra_files=extra))
 
 
 def export_safetensors(
@@ -93,9 +196,6 @@ def export_safetensors(
     """The state dict as safetensors (no pickle: safe to load from untrusted sources)."""
     from safetensors.torch import save_file
 
-    if metadata is not None and not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise UserError("safetensors metadata must map str to str; json.dumps other values first")
+    _check_metadata(metadata, "safetensors")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return _atomic_export(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

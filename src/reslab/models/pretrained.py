@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from reslab.errors import CheckpointError, ConfigError
+from reslab.io import clip
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SCHEMA = 1
@@ -169,6 +170,6 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
         model.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(
-            f"{source} does not fit this model ({str(e).splitlines()[0][:160]})"
+            f"{source} does not fit this model ({clip(str(e).splitlines()[0], 160)})"
         ) from None
     return model.eval()

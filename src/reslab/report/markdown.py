@@ -108,15 +108,25 @@ def _evaluations(runs: Sequence[RunRecord], names: list[str], out_dir: Path) -> 
         ev = run.evaluation
         if not ev:
             continue
-        split = ev.get("split", "test")
-        text = f"### {name}\n\n{split} split: top-1 {_pct(ev.get('top1'))}, "
-        text += f"top-5 {_pct(ev.get('top5'))}.\n"
+        split, tta = ev.get("split", "test"), bool(ev.get("tta"))
+        protocol = "with flip test-time augmentation" if tta else "without test-time augmentation"
+        command = "reslab eval --tta" if tta else "reslab eval"
+        text = f"### {name}\n\n`{command}`, {split} split, {protocol}: "
+        text += f"top-1 {_pct(ev.get('top1'))}, top-5 {_pct(ev.get('top5'))}.\n"
         if ev.get("confusion") and ev.get("classes"):
             png = f"confusion-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
             plot_confusion(ev["confusion"], ev["classes"], out_dir / png)
-            text += f"\n![confusion matrix of {name}, rows normalized]({png})\n"
+            label = f"confusion matrix of {name}, {split} split, {protocol}, rows normalized"
+            text += f"\n![{label}]({png})\n"
         parts.append(text)
     return "\n".join(parts)
+
+
+def _remove_stale_figures(out_dir: Path, text: str) -> None:
+    """Confusion images of earlier reports in this folder that this one no longer links."""
+    for old in out_dir.glob("confusion-*.png"):
+        if f"]({old.name})" not in text:
+            old.unlink(missing_ok=True)
 
 
 def _compose(runs: Sequence[RunRecord], names: list[str], title: str, evaluations: str) -> str:
@@ -127,7 +137,10 @@ def _compose(runs: Sequence[RunRecord], names: list[str], title: str, evaluation
     last = markdown_table(LAST_EPOCH_COLUMNS, [_last_epoch_row(r, n) for r, n in pairs])
     text = (
         f"# {title}\n\n## Results\n\n{results}\n{note}\n"
-        'Accuracies are top-1 unless marked top-5; "-": not recorded (yet).\n\n'
+        'Accuracies are top-1 unless marked top-5; "-": not recorded (yet). The test accuracy '
+        "is the final evaluation at the end of training (with flip test-time augmentation only "
+        "where the run's config says `tta = true`); the Evaluation section, where there is one, "
+        "states its own protocol.\n\n"
         "## Curves\n\n![loss, accuracy and learning rate per epoch](curves.png)\n\n"
         "Solid lines: training split; dashed: validation split.\n\n"
         f"## Last epoch\n\n{last}\n"
@@ -147,4 +160,5 @@ def write_report(
     plot_curves(runs, out_dir / "curves.png", labels=names)
     title = title or (f"Run {names[0]}" if len(runs) == 1 else f"{len(runs)} runs compared")
     text = _compose(runs, names, title, _evaluations(runs, names, out_dir))
+    _remove_stale_figures(out_dir, text)
     return atomic_write_text(out_dir / "report.md", text)

@@ -14,7 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from reslab.errors import CheckpointError
-from reslab.io import atomic_write, read_torch_file
+from reslab.io import atomic_write, clip, read_torch_file
 
 FORMAT = "reslab-checkpoint"
 VERSION = 1
@@ -66,7 +66,7 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(
-            f"{path} is not a readable safetensors file ({str(e)[:120]})"
+            f"{path} is not a readable safetensors file ({clip(str(e), 120)})"
         ) from None
     try:
         meta = json.loads(metadata.get("meta", "{}"))

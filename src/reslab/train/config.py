@@ -52,8 +52,12 @@ class Check:
     expected: str
 
 
-AT_LEAST_0 = Check(lambda v: v >= 0, "an integer >= 0")
-AT_LEAST_1 = Check(lambda v: v >= 1, "an integer >= 1")
+def between(low: float, high: float, what: str = "an integer") -> Check:
+    """low <= value <= high: every number has an upper bound too, so that an absurd value
+    (1e300 warmup epochs) is refused here rather than overflowing hours later."""
+    return Check(lambda v: low <= v <= high, f"{what} in [{low:g}, {high:g}]")
+
+
 UNIT = Check(lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
@@ -98,29 +102,40 @@ class TrainConfig:
     val_split: int = option(
         -1,
         "images held out of train for validation",
-        check=Check(lambda v: v >= -1, "an integer >= 0, or -1 for the data set's default"),
+        check=Check(
+            lambda v: -1 <= v <= 2**31 - 1, "an integer >= 0, or -1 for the data set's default"
+        ),
     )
     skip_corrupt: bool = option(False, "skip unreadable images in folder: data sets, not fail")
     # -- how long
     epochs: int = option(
         0,
         "passes over the training split",
-        check=Check(lambda v: v >= 0, "an integer >= 1, or 0 to let max_steps set the length"),
+        check=Check(
+            lambda v: 0 <= v <= 10**6,
+            "an integer in [1, 1e6], or 0 to let max_steps set the length",
+        ),
     )
     max_steps: int = option(
         64_000,
         "optimizer steps; with epochs too, the first to end",
-        check=Check(lambda v: v >= 0, "an integer >= 0; 0 lets epochs set the length"),
+        check=Check(
+            lambda v: 0 <= v <= 10**9, "an integer in [0, 1e9]; 0 lets epochs set the length"
+        ),
     )
-    batch_size: int = option(128, "images per step, global across processes", check=AT_LEAST_1)
+    batch_size: int = option(
+        128, "images per step, global across processes", check=between(1, 2**20)
+    )
     # -- optimizer
     optimizer: str = option("sgd", "the optimizer", choices=OPTIMIZERS)
-    lr: float = option(0.1, "peak learning rate", check=Check(lambda v: v > 0, "a number > 0"))
+    lr: float = option(
+        0.1, "peak learning rate", check=Check(lambda v: 0 < v <= 1e6, "a number > 0 and <= 1e6")
+    )
     momentum: float = option(0.9, "SGD/Nesterov/RMSprop momentum; Adam's beta1", check=UNIT)
     weight_decay: float = option(
         1e-4,
         "L2 penalty (decoupled for adamw)",
-        check=Check(lambda v: v >= 0, "a number >= 0"),
+        check=Check(lambda v: 0 <= v <= 1, "a number >= 0 and <= 1"),
     )
     no_decay_norm_bias: bool = option(False, "keep norm weights and all biases out of weight decay")
     # -- schedule
@@ -139,7 +154,9 @@ class TrainConfig:
         check=Check(lambda v: 0 < v <= 1, "a number in (0, 1]"),
     )
     warmup_epochs: float = option(
-        0.0, "linear warmup from 0, in epochs", check=Check(lambda v: v >= 0, "a number >= 0")
+        0.0,
+        "linear warmup from 0, in epochs",
+        check=Check(lambda v: 0 <= v <= 10**4, "a number >= 0 and <= 10000"),
     )
     # -- regularization and tricks
     label_smoothing: float = option(0.0, "cross-entropy label smoothing", check=UNIT)
@@ -148,9 +165,11 @@ class TrainConfig:
         "decay of an exponential moving average of the weights (and BN statistics)",
         check=Check(lambda v: 0 <= v < 1, "a decay in [0, 1), 0 = off"),
     )
-    crop_padding: int = option(4, "random-crop padding, px; 0 turns cropping off", check=AT_LEAST_0)
+    crop_padding: int = option(
+        4, "random-crop padding, px; 0 turns cropping off", check=between(0, 1024)
+    )
     flip: bool = option(True, "random horizontal flips")
-    cutout: int = option(0, "cutout square side, px; 0 turns cutout off", check=AT_LEAST_0)
+    cutout: int = option(0, "cutout square side, px; 0 turns cutout off", check=between(0, 4096))
     tta: bool = option(False, "evaluate on the image and its mirror, averaged")
     # -- speed
     precision: str = option(
@@ -162,12 +181,25 @@ class TrainConfig:
         False, "SyncBatchNorm across processes (CUDA only); else statistics are averaged"
     )
     # -- reproducibility and hardware
-    seed: int = option(0, "seed of weights, data order and augmentation", check=AT_LEAST_0)
+    seed: int = option(
+        0, "seed of weights, data order and augmentation", check=between(0, 2**63 - 1)
+    )
     deterministic: bool = option(False, "deterministic kernels only (bit-identical resume)")
     device: str = option("auto", "where to train; auto = CUDA if available", choices=DEVICES)
-    threads: int = option(0, "CPU threads for torch; 0 keeps torch's default", check=AT_LEAST_0)
+    threads: int = option(
+        0, "CPU threads for torch; 0 keeps torch's default", check=between(0, 4096)
+    )
     check_every: int = option(
-        50, "steps between host reads of the loss (NaN check, progress)", check=AT_LEAST_1
+        50, "steps between host reads of the loss (NaN check, progress)", check=between(1, 10**6)
+    )
+    tensorboard: bool = option(
+        False, "write TensorBoard events to RUN_DIR/tensorboard (pip install reslab[tensorboard])"
+    )
+    checkpoint_every: float = option(
+        600.0,
+        "seconds between checkpoints inside an epoch (besides the one at each epoch's end), so "
+        "a killed run loses at most this much; 0 = at epoch ends only",
+        check=Check(lambda v: 0 <= v <= 10**7, "a number of seconds in [0, 1e7]"),
     )
 
     def validate(self) -> TrainConfig:

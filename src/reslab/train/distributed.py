@@ -117,11 +117,26 @@ def wrap(model: nn.Module, world: World, device: torch.device, sync_bn: bool) ->
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
 
-def launch_local(nproc: int, argv: list[str]) -> int:
-    """Run `python -m reslab ARGV` under torchrun with `nproc` processes on this machine, and
-    return torchrun's exit code."""
+ERROR_FILE_ENV = "RESLAB_ERROR_FILE"  # where a worker leaves the one line a user should see
+
+
+def report_worker_error(message: str, exit_code: int) -> None:
+    """In a worker started by `launch_local`: leave the error's line and exit code for it."""
+    path = os.environ.get(ERROR_FILE_ENV)
+    if path and not os.path.exists(path):  # the first rank to fail speaks for all
+        with open(path, "w") as f:
+            f.write(f"{exit_code}\n{message}")
+
+
+def launch_local(nproc: int, argv: list[str]) -> tuple[int, str | None]:
+    """Run `python -m reslab ARGV` under torchrun with `nproc` processes on this machine.
+
+    Returns (exit code, message). When a worker failed on a user error, that is its exit code
+    and its one line, and torchrun's own report of the failure is left out; otherwise torchrun's
+    exit code, with everything it printed passed through."""
     import subprocess
     import sys
+    import tempfile
 
     cmd = [
         sys.executable,
@@ -133,4 +148,13 @@ def launch_local(nproc: int, argv: list[str]) -> int:
         "reslab",
         *argv,
     ]
-    return subprocess.call(cmd)
+    with tempfile.TemporaryDirectory() as tmp:
+        error_file = os.path.join(tmp, "error")
+        env = {**os.environ, ERROR_FILE_ENV: error_file}
+        proc = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        if proc.returncode and os.path.exists(error_file):
+            with open(error_file) as f:
+                code, message = f.read().split("\n", 1)
+            return int(code), message
+    sys.stderr.write(proc.stderr)
+    return proc.returncode, None

@@ -7,6 +7,8 @@ Host-device syncs are rare on purpose: step losses stay on the device and are re
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,18 +20,20 @@ from torch import nn
 from reslab.errors import CheckpointError, ConfigError, DivergenceError
 from reslab.models import count_params
 from reslab.train import distributed
-from reslab.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
-from reslab.train.config import TrainConfig, saved_config
+from reslab.train.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from reslab.train.config import TrainConfig, read_toml, saved_config
 from reslab.train.distributed import World
 from reslab.train.eval_loop import EvalResult, evaluate_batches
 from reslab.train.progress import ProgressDisplay
 from reslab.train.run_dir import RunDir
 from reslab.train.runtime import rng_state, seed_everything, set_rng_state
-from reslab.train.setup import Setup, build
+from reslab.train.setup import Setup, build, build_model
 from reslab.train.stop import GracefulStop, StopRequested
 
+log = logging.getLogger("reslab.train")
+
 # The keys a resumed run may change: how long it runs and where, never what it computes.
-RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "threads", "check_every")
+RESUME_OVERRIDABLE = ("epochs", "max_steps", "device", "threads", "check_every", "checkpoint_every")
 
 
 @dataclass
@@ -51,6 +55,7 @@ class TrainResult:
     run_dir: Path
     summary: dict  # the content of summary.json: test_acc, test_top5, epochs, wall_time_s, ...
     model: nn.Module  # the final model (the EMA model when --ema is on), in eval mode
+    finished_before: bool = False  # resume() found the run already finished and left it
 
 
 class EpochMeter:
@@ -170,6 +175,7 @@ class Trainer:
         self.should_stop = should_stop or (lambda step: False)
         self.writer = writer
         self.recent = torch.zeros(s.config.check_every, device=s.device)  # last step losses
+        self.saved_at = time.perf_counter()  # when the last checkpoint was written
 
     def fit(self, pos: Position, meter_state: dict | None = None) -> Position:
         s = self.s
@@ -198,6 +204,17 @@ class Trainer:
         # Across processes the decision is collective, taken at check points only.
         return at_check and distributed.any_flag(wanted, self.s.world, self.s.device)
 
+    def _checkpoint_due(self, at_check: bool) -> bool:
+        """A time-based checkpoint inside the epoch: `checkpoint_every` seconds after the last
+        one, decided at check points (collectively across processes, as interrupts are)."""
+        every = self.s.config.checkpoint_every
+        if not every or not at_check:
+            return False
+        due = time.perf_counter() - self.saved_at >= every
+        if not self.s.world.enabled:
+            return due
+        return distributed.any_flag(due, self.s.world, self.s.device)
+
     def _run_epoch(self, pos: Position, meter: EpochMeter, stop: GracefulStop) -> bool:
         """One epoch (or its rest); True if it was interrupted."""
         s, k = self.s, self.s.config.check_every
@@ -205,6 +222,7 @@ class Trainer:
         self.display.start_epoch(pos.epoch, len(s.train_loader), pos.batch)
         checked = pos.step
         start = time.perf_counter()
+        shown = start
         for x, y in s.train_loader.iter_epoch(pos.epoch, start_batch=pos.batch):
             loss, correct = train_step(s, x, y)
             self.recent[pos.step % k] = loss
@@ -216,22 +234,34 @@ class Trainer:
             pos.batch += 1
             last = pos.batch == len(s.train_loader) or pos.step >= s.total_steps
             interrupt = self._interrupt(stop, pos.step, pos.step - checked >= k or last)
-            if pos.step - checked >= k or last or interrupt:
+            at_check = pos.step - checked >= k or last or interrupt
+            if at_check:
                 _check_finite(
                     self.recent, checked + 1, pos.step, self.run, pos, s.config.lr, s.world
                 )
                 checked = pos.step
+            if time.perf_counter() - shown >= self.display.every_s or (at_check and last):
                 self._show(pos, meter, start)
+                shown = time.perf_counter()
+            if not (last or interrupt) and self._checkpoint_due(at_check):
+                start = self._account(pos, meter, start)
+                self._save(pos, meter)  # mid-epoch: resumes exactly, as after a SIGINT
             if last or interrupt:
                 break
-        meter.seconds += time.perf_counter() - start
-        pos.wall_time_s += time.perf_counter() - start
+        self._account(pos, meter, start)
         return interrupt
 
+    def _account(self, pos: Position, meter: EpochMeter, start: float) -> float:
+        """Add the time since `start` to the epoch's and the run's clocks; the new start."""
+        now = time.perf_counter()
+        meter.seconds += now - start
+        pos.wall_time_s += now - start
+        return now
+
     def _show(self, pos: Position, meter: EpochMeter, start: float) -> None:
-        if not self.display.live:
+        if self.display.quiet:
             return
-        loss, acc, n = meter.read()  # host-device sync, only when a terminal shows it
+        loss, acc, n = meter.read()  # host-device sync, once a second on a terminal at most
         elapsed = meter.seconds + time.perf_counter() - start
         lr = self.s.optimizer.param_groups[0]["lr"]
         self.display.update(pos.batch, loss, acc, lr, n / elapsed if elapsed else 0.0)
@@ -267,6 +297,7 @@ class Trainer:
         save_checkpoint(self.run.last, state)
         if best:
             save_checkpoint(self.run.best, state)
+        self.saved_at = time.perf_counter()
 
 
 def _sync_norms(s: Setup) -> None:
@@ -287,11 +318,21 @@ def _evaluate(s: Setup, loader) -> EvalResult:
 
 
 def _tensorboard(run: RunDir):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
+    from torch.utils.tensorboard import SummaryWriter  # present: checked by check_runtime
+
     return SummaryWriter(log_dir=str(run.path / "tensorboard"))
+
+
+def _header(s: Setup, pos: Position) -> str:
+    c, d = s.config, s.data
+    val = len(s.val_loader.labels) if s.val_loader is not None else 0
+    where = f"from step {pos.step}" if pos.step else "from scratch"
+    return (
+        f"{c.model} ({count_params(s.model):,} params, norm {c.norm}) on {d.name}: "
+        f"{len(s.train_loader.labels):,} train / {val:,} val / {len(d.test):,} test images; "
+        f"{s.device.type}, {c.precision}; {s.steps_per_epoch} steps of {c.batch_size} per epoch, "
+        f"{s.epochs} epochs, {s.total_steps:,} steps, {where}"
+    )
 
 
 def _finish(s: Setup, run: RunDir, pos: Position, display: ProgressDisplay) -> TrainResult:
@@ -331,9 +372,13 @@ def _run(s: Setup, run: RunDir, pos: Position, meter_state, live, quiet, should_
     main = s.world.is_main
     # Other ranks stay silent; with several ranks the bar would need a collective per refresh.
     display = ProgressDisplay(
-        s.epochs, enabled=False if s.world.enabled else live, quiet=quiet or not main
+        s.epochs,
+        enabled=False if s.world.enabled else live,
+        quiet=quiet or not main,
+        batch_size=s.config.batch_size,
     )
-    writer = _tensorboard(run) if main else None
+    display.header(_header(s, pos))
+    writer = _tensorboard(run) if main and s.config.tensorboard else None
     try:
         pos = Trainer(s, run, display, should_stop, writer).fit(pos, meter_state)
         return _finish(s, run, pos, display)
@@ -373,9 +418,12 @@ def resume(
     quiet: bool = False,
     should_stop: Callable[[int], bool] | None = None,
 ) -> TrainResult:
-    """Continue the run in `out` from its last checkpoint, exactly where it stopped."""
+    """Continue the run in `out` from its last checkpoint, exactly where it stopped.
+
+    A run killed before its first checkpoint starts over from step 0 with its own config (so a
+    job script may always resume, as on preemptible machines); a finished run is left as it is
+    (`TrainResult.finished_before` is True)."""
     run = RunDir.open(out)
-    state = load_checkpoint(run.last)
     overrides = dict(overrides or {})
     fixed = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
     if fixed:
@@ -383,6 +431,13 @@ def resume(
             f"cannot change {', '.join(fixed)} when resuming; only "
             f"{', '.join(RESUME_OVERRIDABLE)} may change"
         )
+    if run.summary.is_file():
+        return _finished_before(run)
+    if not run.last.is_file():
+        log.info(f"note: {run.path} has no checkpoint yet; starting its run over from step 0")
+        config = saved_config(read_toml(run.config), overrides)
+        return fit(config, run.path, force=True, live=live, quiet=quiet, should_stop=should_stop)
+    state = load_checkpoint(run.last)
     config = saved_config(state["config"], overrides)
     seed_everything(config.seed, config.deterministic)
     s = build(config, distributed.from_env())
@@ -391,6 +446,16 @@ def resume(
         run.truncate_metrics(pos.epoch)
         run.write_config(config.to_dict())
     return _run(s, run, pos, meter_state, live, quiet, should_stop)
+
+
+def _finished_before(run: RunDir) -> TrainResult:
+    """A finished run, read back: its summary and final model; nothing is written."""
+    summary = json.loads(run.summary.read_text())
+    weights, meta = load_weights(run.weights)
+    config, data = saved_config(meta["config"]), meta["data"]
+    model = build_model(config, len(data["classes"]), data["in_channels"], data["image_size"])
+    model.load_state_dict(weights)
+    return TrainResult(run.path, summary, model.eval(), finished_before=True)
 
 
 def fit_restartable(

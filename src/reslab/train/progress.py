@@ -1,12 +1,20 @@
-"""What the user sees while training: a rich progress bar on a terminal, one line per epoch
-otherwise, so CI logs stay readable."""
+"""What the user sees while training: a header, then a rich progress bar refreshed about once a
+second on a terminal; piped, a plain line at least every 30 s and one per epoch, so CI logs stay
+readable. Lines go through the `reslab` logger (the CLI prints its INFO records), so notebooks
+and applications decide where they go."""
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+log = logging.getLogger("reslab.train")
+
+LIVE_EVERY_S = 1.0  # progress bar refresh on a terminal
+PIPED_EVERY_S = 30.0  # longest silence in a log file
 
 
 def _fmt(row: dict) -> str:
@@ -24,16 +32,37 @@ def _fmt(row: dict) -> str:
     )
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
 class ProgressDisplay:
-    def __init__(self, total_epochs: int, enabled: bool | None = None, quiet: bool = False):
+    def __init__(
+        self,
+        total_epochs: int,
+        enabled: bool | None = None,
+        quiet: bool = False,
+        batch_size: int = 0,
+    ):
         self.quiet = quiet
+        self.batch_size = batch_size  # images per step, for the ETA of a piped line
         self.live = (sys.stdout.isatty() if enabled is None else enabled) and not quiet
+        self.every_s = LIVE_EVERY_S if self.live else PIPED_EVERY_S
         self.total_epochs = total_epochs
         self.console = Console()
         self._progress: Progress | None = None
         self._task = None
+        self._epoch, self._total_batches = 0, 0
+
+    def header(self, text: str) -> None:
+        """One line at the start: what trains, on what, where, how long an epoch is."""
+        self.message(text)
 
     def start_epoch(self, epoch: int, total_batches: int, done: int = 0) -> None:
+        self._epoch, self._total_batches = epoch, total_batches
         if not self.live:
             return
         self._progress = Progress(
@@ -49,20 +78,27 @@ class ProgressDisplay:
         self._task = self._progress.add_task("train", total=total_batches, completed=done, info="")
 
     def update(self, batches_done: int, loss: float, acc: float, lr: float, images_per_s: float):
+        info = f"loss {loss:.4f} acc {100 * acc:.1f}% lr {lr:.4g} {images_per_s:.0f} img/s"
         if self._progress is not None:
-            info = f"loss {loss:.4f} acc {100 * acc:.1f}% lr {lr:.4g} {images_per_s:.0f} img/s"
             self._progress.update(self._task, completed=batches_done, info=info)
+        elif not self.quiet and batches_done < self._total_batches:
+            left = self._total_batches - batches_done
+            eta = _duration(left * self.batch_size / images_per_s if images_per_s else 0)
+            log.info(
+                f"epoch {self._epoch + 1}/{self.total_epochs} step {batches_done}/"
+                f"{self._total_batches} {info}, epoch ends in {eta}"
+            )
 
     def end_epoch(self, row: dict) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
         if not self.quiet:
-            print(_fmt(row), flush=True)
+            log.info(_fmt(row))
 
     def message(self, text: str) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
         if not self.quiet:
-            print(text, flush=True)
+            log.info(text)

@@ -73,9 +73,12 @@ class RunDir:
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
+        """An existing run directory: one that `reslab train` started (it has config.toml)."""
         run = cls(path)
-        if not run.last.is_file():
-            raise UserError(f"nothing to resume in {run.path}: no checkpoints/last.pt there")
+        if not run.config.is_file():
+            raise UserError(
+                f"nothing to resume in {run.path}: no run was started there (no config.toml)"
+            )
         return run
 
     def write_config(self, values: dict) -> None:

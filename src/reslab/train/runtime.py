@@ -6,11 +6,15 @@ import contextlib
 import random
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from reslab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reslab.train.config import TrainConfig
 
 # precision -> the autocast dtype of the forward pass (None: plain fp32).
 PRECISIONS: dict[str, torch.dtype | None] = {
@@ -31,10 +35,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def check_runtime(precision: str, device_name: str, sync_bn: bool) -> torch.device:
+def check_runtime(config: TrainConfig) -> torch.device:
     """The device a run will use, after refusing what this machine cannot run: checked once,
     up front, before any data is read or any process launched."""
-    device = resolve_device(device_name)
+    import importlib.util
+
+    precision, sync_bn = config.precision, config.sync_bn
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "tensorboard: the tensorboard package is not installed; pip install "
+            "'reslab[tensorboard]', or drop --tensorboard"
+        )
+    device = resolve_device(config.device)
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
     if sync_bn and device.type != "cuda":

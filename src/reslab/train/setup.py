@@ -122,9 +122,7 @@ def _length(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
 
 def build(config: TrainConfig, world: World = distributed.SINGLE) -> Setup:
     # Refuse what this machine cannot run before any data is decoded or model built.
-    device = distributed.device_for(
-        world, check_runtime(config.precision, config.device, config.sync_bn)
-    )
+    device = distributed.device_for(world, check_runtime(config))
     distributed.init(world, device)
     if config.threads:
         torch.set_num_threads(config.threads)

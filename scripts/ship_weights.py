@@ -1,0 +1,93 @@
+"""Turn a finished run into shipped pretrained weights: MODEL.TAG.safetensors and its manifest
+in src/reslab/models/weights/, in the one manifest schema (reslab.models.pretrained).
+
+    python scripts/ship_weights.py runs/resnet20-onecycle60 --tag onecycle_c10jpeg \\
+        --dataset "CIFAR-10, the shared JPEG copy (quality ~75), image-folder tree" \\
+        --device "2-core x86-64 CPU (AVX512-BF16), no GPU" --commit 7745c39 --default
+
+The run's own files are the source of every figure: summary.json (test accuracy, read once at
+the end of training), metrics.jsonl (the final epoch's validation accuracy), config.toml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from reslab.models import pretrained
+from reslab.report.runs import load_run
+from reslab.train.run_dir import RunDir
+
+
+def manifest_for(run: RunDir, args: argparse.Namespace) -> dict:
+    record = load_run(run.path)
+    summary, config, last = record.summary, record.config, record.last()
+    meta = json.loads(load_weights_header(run.weights)["meta"])
+    data = meta["data"]
+    n_val = config["val_split"]
+    n_train = "all" if n_val == 0 else f"all but {n_val} held out for validation"
+    return {
+        "schema": pretrained.SCHEMA,
+        "model": config["model"],
+        "tag": args.tag,
+        "default": args.default,
+        "sha256": None,  # filled in once the file is written
+        "classes": data["classes"],
+        "mean": data["mean"],
+        "std": data["std"],
+        "in_channels": data["in_channels"],
+        "image_size": data["image_size"],
+        "dataset": args.dataset,
+        "split": f"trained on the training split ({n_train}); test split read once, at the end",
+        "test_acc": summary["test_acc"],
+        "val_acc": last.get("val_acc"),
+        "recipe": args.recipe,
+        "config": config,
+        "epochs": summary["epochs"],
+        "wall_time_s": summary["wall_time_s"],
+        "device": args.device,
+        "torch": summary["torch"],
+        "reslab_commit": args.commit,
+        "date": args.date or datetime.date.today().isoformat(),
+    }
+
+
+def load_weights_header(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", help="a finished run directory")
+    p.add_argument("--tag", required=True)
+    p.add_argument("--dataset", required=True, help="which copy of which data, in words")
+    p.add_argument("--device", required=True, help="the hardware it trained on, in words")
+    p.add_argument("--commit", required=True, help="reslab commit that trained it")
+    p.add_argument("--recipe", required=True, help="the recipe's name")
+    p.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    p.add_argument("--default", action="store_true", help="the tag pretrained=True picks")
+    args = p.parse_args(argv)
+    run = RunDir(args.run)
+    if not run.summary.is_file():
+        sys.exit(f"{run.path} is not a finished run (no summary.json)")
+    manifest = manifest_for(run, args)
+    name = f"{manifest['model']}.{args.tag}"
+    target = pretrained.WEIGHTS_DIR / f"{name}.safetensors"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file(load_file(str(run.weights)), str(target), metadata={"name": name})
+    manifest["sha256"] = pretrained.sha256(target)
+    (target.with_suffix(".json")).write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote {target} and its manifest (test accuracy {100 * manifest['test_acc']:.2f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
