@@ -171,6 +171,8 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path, tiny):
     assert {p: p.stat().st_mtime_ns for p in files} == files
     x = torch.zeros(1, 3, 32, 32)
     torch.testing.assert_close(again.model(x), first.model.eval()(x))
+    longer = resume(tmp_path / "run", {"epochs": 2}, quiet=True)  # extended, not finished
+    assert not longer.finished_before and longer.summary["epochs"] == 2
 
 
 def _raise(error):

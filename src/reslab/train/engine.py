@@ -422,7 +422,7 @@ def resume(
 
     A run killed before its first checkpoint starts over from step 0 with its own config (so a
     job script may always resume, as on preemptible machines); a finished run is left as it is
-    (`TrainResult.finished_before` is True)."""
+    (`TrainResult.finished_before` is True), unless new `epochs` or `max_steps` extend it."""
     run = RunDir.open(out)
     overrides = dict(overrides or {})
     fixed = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
@@ -431,8 +431,8 @@ def resume(
             f"cannot change {', '.join(fixed)} when resuming; only "
             f"{', '.join(RESUME_OVERRIDABLE)} may change"
         )
-    if run.summary.is_file():
-        return _finished_before(run)
+    if run.summary.is_file() and not {"epochs", "max_steps"} & set(overrides):
+        return _finished_before(run)  # (a new --epochs or --max-steps extends it instead)
     if not run.last.is_file():
         log.info(f"note: {run.path} has no checkpoint yet; starting its run over from step 0")
         config = saved_config(read_toml(run.config), overrides)
