@@ -29,11 +29,6 @@ class LoadedModel:
     def classes(self) -> list[str]:
         return list(self.data["classes"])
 
-    @property
-    def name(self) -> str:
-        """The file it came from, or MODEL.TAG for shipped weights."""
-        return self.source.stem if self.source.parent.name == "weights" else str(self.source)
-
 
 def resolve(path: str | Path) -> Path:
     """A run directory stands for its final weights, or its last checkpoint if unfinished."""

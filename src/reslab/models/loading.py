@@ -84,7 +84,8 @@ def load_weights_file(name: str, path: str | Path, num_classes: int | None) -> n
         data, config = meta.get("data", {}), meta.get("config", {})
         classes = data.get("classes")
         n = len(classes) if classes else num_classes
-        net = build_from_config(name, config, n, data.get("in_channels", 3)) if config else None
+        size = data.get("image_size")
+        net = build_from_config(name, config, n, data.get("in_channels"), size) if config else None
         net = net or create_model(name, num_classes=n)
         net = shipped_weights.load_into(net, state, str(path))
         net.pretrained_cfg = {"source": str(path), **data}
