@@ -1,18 +1,28 @@
-"""Training throughput: reslab's fast path against the usual PyTorch tutorial pipeline.
+"""Training throughput: reslab's own training loop against the usual PyTorch tutorial pipeline.
 
     python benchmarks/bench_train.py --models resnet20 resnet56 resnet18_cifar --batch-sizes 128
+    python benchmarks/bench_train.py --models --imagenet resnet50 resnet18 --precision bf16
 
-Baseline: uint8 arrays -> PIL -> RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize in
-a DataLoader with worker processes, an eager fp32 model, torch.optim.SGD. reslab: the same model,
-batch and data through the device-resident loader, channels-last, with --precision bf16 autocast
-(on CUDA, and on CPUs with bfloat16 instructions such as AVX512-BF16 or AMX) and --compile
-torch.compile. Both run in this one process, side by side; each figure is the median over
---repeats timed runs of --steps steps after a warm-up. Peak memory is given per pipeline: on CUDA
-the allocator's peak, on the CPU the peak resident set of the process and its DataLoader workers.
-With several --batch-sizes, the best batch size per model is printed at the end. Achieved
-GFLOP/s (FLOPs of forward and backward counted by torch.utils.flop_counter) is given as a
-fraction of a 2048^3 float32 matrix product's GFLOP/s measured in the same run: the machine's
-practical ceiling.
+reslab: `reslab.fit` itself (the function `reslab train` calls) on the data set, with the
+device-resident loader, channels-last, --precision autocast and optionally --compile. The timed
+steps are steps of that loop: a `should_stop` hook marks the first and last timed step, so what is
+timed is the code users run, scheduler, EMA and loss bookkeeping included.
+
+Baseline, side by side in this process: the tutorial pipeline (uint8 arrays -> PIL ->
+RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize in a DataLoader with --workers worker
+processes, as many as the machine has cores by default), an eager fp32 model in the default memory
+format, torch.optim.SGD.
+
+Each figure: --steps steps timed after --warmup steps (compilation and cuDNN's algorithm search
+fall in the warm-up). An epoch's time is steps-per-epoch times the step time. Peak memory: on
+CUDA the allocator's peak; on the CPU the peak resident set of the process and its DataLoader
+workers. Achieved TFLOP/s (forward and backward FLOPs counted by torch.utils.flop_counter) is
+given as a fraction of a matrix product's rate measured in the same run, in the precision the
+run uses (bf16 or fp32): the machine's practical ceiling.
+
+--imagenet MODEL... times ImageNet-size networks at 224x224 on synthetic batches through the
+engine's own step (`reslab.train.engine.train_step` on the parts `reslab.train.setup.assemble`
+builds), eager and, with --compile, compiled.
 """
 
 from __future__ import annotations
@@ -20,19 +30,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import math
+import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_loader import baseline_loader  # noqa: E402
-from common import PeakMemory, machine, matmul_gflops, median_time, write_json  # noqa: E402
+from common import PeakMemory, machine, matmul_gflops, sync, write_json  # noqa: E402
 
-from reslab.data import DeviceLoader, load_dataset  # noqa: E402
+from reslab.data import holdout, load_dataset  # noqa: E402
 from reslab.models import create_model  # noqa: E402
+from reslab.train import build_config, fit  # noqa: E402
+from reslab.train.engine import train_step  # noqa: E402
+from reslab.train.runtime import resolve_device  # noqa: E402
+from reslab.train.setup import assemble, build_model  # noqa: E402
+from reslab.train.stop import StopRequested  # noqa: E402
 
 
 def train_flops(model, batch: torch.Tensor) -> int:
@@ -42,122 +60,152 @@ def train_flops(model, batch: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def make_step(model, optimizer, autocast=contextlib.nullcontext):
+class StepClock:
+    """A `should_stop` hook for `reslab.fit`: times steps warmup+1 .. warmup+steps of the real
+    loop (synchronizing the device at both ends), then asks the loop to stop."""
+
+    def __init__(self, warmup: int, steps: int, device: torch.device):
+        self.warmup, self.steps, self.device = warmup, steps, device
+        self.start = self.seconds = None
+
+    def __call__(self, step: int) -> bool:
+        if step == self.warmup:
+            sync(self.device)
+            self.start = time.perf_counter()
+        elif step == self.warmup + self.steps:
+            sync(self.device)
+            self.seconds = time.perf_counter() - self.start
+            return True
+        return False
+
+
+def reslab_run(name: str, batch_size: int, args, device: torch.device) -> dict:
+    """Steady step time of `reslab.fit` on the data, and its peak memory."""
+    settings = {
+        "model": name,
+        "dataset": args.data,
+        "data_dir": args.data_dir or "",
+        "batch_size": batch_size,
+        "val_split": 0,
+        "device": device.type,
+        "precision": args.precision,
+        "compile": args.compile,
+        "channels_last": True,
+        "max_steps": args.warmup + args.steps + 1,
+        "checkpoint_every": 0,
+        "check_every": 50,
+    }
+    config = build_config({"optimizer": "sgd", "lr": 0.01, "momentum": 0.9}, settings)
+    clock = StepClock(args.warmup, args.steps, device)
+    stopped = contextlib.suppress(StopRequested)  # the clock's way out after the timed steps
+    with PeakMemory(device) as peak, tempfile.TemporaryDirectory() as out, stopped:
+        fit(config, Path(out) / "run", quiet=True, should_stop=clock)
+    if clock.seconds is None:
+        raise SystemExit(f"{name}: the run ended before {args.warmup + args.steps} steps")
+    return {"step_s": clock.seconds / args.steps, "peak_mib": peak.mib}
+
+
+def baseline_run(name, batch_size, data, args, device) -> dict:
+    """The tutorial pipeline: DataLoader workers, eager fp32, default memory format."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=data.num_classes).to(device)
+    train_set, _ = holdout(data, 0, 0)
+    loader = baseline_loader(train_set, data.mean, data.std, batch_size, args.workers, device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
 
+    def batches(loader):
+        while True:
+            for x, y in loader:
+                yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
     def step(x, y):
-        with autocast():
-            loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        return loss
+        opt.step()
 
-    return step
-
-
-def time_pipeline(batches, step, steps: int, repeats: int, device) -> tuple[float, float | None]:
-    """Median seconds per step iterating `batches` (an endless iterator of (x, y)), and the
-    peak memory in MiB over warm-up and timed runs."""
     with PeakMemory(device) as peak:
-        for _ in range(3):  # warm-up (and compilation)
-            step(*next(batches))
-
-        def run():
-            for _ in range(steps):
-                loss = step(*next(batches))
-            loss.item()  # host-device sync once per timed run
-
-        seconds = median_time(run, repeats, device) / steps
-    return seconds, peak.mib
-
-
-def reslab_step(model, args, device):
-    """reslab's fast path for `model`: channels-last, optional compile and bf16 autocast."""
-    model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if args.compile else model
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    bf16 = args.precision == "bf16"
-    return make_step(
-        step_model, opt, lambda: torch.autocast(device.type, torch.bfloat16, enabled=bf16)
-    )
-
-
-def endless_device_batches(loader: DeviceLoader):
-    for epoch in itertools.count():
-        yield from loader.iter_epoch(epoch)
-
-
-def endless_baseline_batches(loader: DataLoader, device):
-    while True:
-        for x, y in loader:
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        it = batches(loader)
+        for x, y in itertools.islice(it, args.warmup):
+            step(x, y)
+        sync(device)
+        start = time.perf_counter()
+        for x, y in itertools.islice(it, args.steps):
+            step(x, y)
+        sync(device)
+        seconds = time.perf_counter() - start
+    del it, loader  # stop the workers before the next pipeline runs
+    return {"step_s": seconds / args.steps, "peak_mib": peak.mib}
 
 
 def bench_one(name, batch_size, data, args, device, ceiling) -> dict:
-    torch.manual_seed(0)
-    results = {"model": name, "batch_size": batch_size}
-    model = create_model(name, num_classes=data.num_classes).to(device)
-    flops = train_flops(model, torch.randn(batch_size, 3, 32, 32, device=device))
-    # Baseline: the tutorial pipeline, eager fp32 with the default memory format.
-    loader = baseline_loader(data.train, data.mean, data.std, batch_size, args.workers, device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    batches = endless_baseline_batches(loader, device)
-    base, base_peak = time_pipeline(
-        batches, make_step(model, opt), args.steps, args.repeats, device
+    flops = train_flops(
+        create_model(name, num_classes=data.num_classes).to(device),
+        torch.randn(batch_size, data.in_channels, *data.image_size, device=device),
     )
-    del batches, loader
-    # reslab: data on the device as uint8, augmentation as batched ops, the fast step.
-    dl = DeviceLoader(
-        data.train,
-        batch_size=batch_size,
-        mean=data.mean,
-        std=data.std,
-        train=True,
-        device=device,
-        channels_last=True,
-    )
-    fast, fast_peak = time_pipeline(
-        endless_device_batches(dl), reslab_step(model, args, device), args.steps, args.repeats,
-        device,
-    )  # fmt: skip
-    results.update(
-        baseline_images_per_s=batch_size / base,
-        reslab_images_per_s=batch_size / fast,
-        ratio=base / fast,
-        train_gflop_per_step=flops / 1e9,
-        reslab_gflops=flops / fast / 1e9,
-        ceiling_fraction=flops / fast / 1e9 / ceiling,
-        baseline_ceiling_fraction=flops / base / 1e9 / ceiling,
-        baseline_peak_mib=base_peak,
-        reslab_peak_mib=fast_peak,
-    )
-    return results
-
-
-def bench_synthetic(name, batch_size, args, device, ceiling) -> dict:
-    """ImageNet-size networks at 224x224 on synthetic data: reslab's step only (channels-last,
-    optional compile), images/s and the fraction of the ceiling. There is no data pipeline to
-    compare here, so no baseline ratio."""
-    torch.manual_seed(0)
-    model = create_model(name).to(device)
-    x = torch.randn(batch_size, 3, 224, 224, device=device)
-    y = torch.randint(0, 1000, (batch_size,), device=device)
-    flops = train_flops(model, x)
-    x = x.contiguous(memory_format=torch.channels_last)
-    seconds, peak = time_pipeline(
-        itertools.repeat((x, y)), reslab_step(model, args, device), args.steps, args.repeats,
-        device,
-    )  # fmt: skip
+    base = baseline_run(name, batch_size, data, args, device)
+    fast = reslab_run(name, batch_size, args, device)
+    steps_per_epoch = len(holdout(data, 0, 0)[0]) // batch_size
     return {
         "model": name,
         "batch_size": batch_size,
+        "baseline_images_per_s": batch_size / base["step_s"],
+        "reslab_images_per_s": batch_size / fast["step_s"],
+        "ratio": base["step_s"] / fast["step_s"],
+        "baseline_epoch_s": steps_per_epoch * base["step_s"],
+        "reslab_epoch_s": steps_per_epoch * fast["step_s"],
+        "train_gflop_per_step": flops / 1e9,
+        "reslab_tflops": flops / fast["step_s"] / 1e12,
+        "ceiling_fraction": flops / fast["step_s"] / 1e9 / ceiling,
+        "baseline_ceiling_fraction": flops / base["step_s"] / 1e9 / ceiling,
+        "baseline_peak_mib": base["peak_mib"],
+        "reslab_peak_mib": fast["peak_mib"],
+    }
+
+
+def bench_synthetic(name, batch_size, compiled: bool, args, device, ceiling) -> dict:
+    """An ImageNet-size network at 224x224 on one synthetic batch, through the engine's step."""
+    torch.manual_seed(0)
+    config = build_config(
+        {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9},
+        {
+            "model": name,
+            "batch_size": batch_size,
+            "precision": args.precision,
+            "compile": compiled,
+            "channels_last": True,
+            "device": device.type,
+            "max_steps": 10**6,
+        },
+    )
+    x = torch.randn(batch_size, 3, 224, 224, device=device)
+    y = torch.randint(0, 1000, (batch_size,), device=device)
+    flops = train_flops(build_model(config, 1000, 3).to(device), x)
+    s = assemble(config, build_model(config, 1000, 3), device, steps_per_epoch=1000)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with PeakMemory(device) as peak:
+        compile_start = time.perf_counter()
+        for _ in range(args.warmup):
+            train_step(s, x, y)
+        sync(device)
+        warmup_s = time.perf_counter() - compile_start
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            train_step(s, x, y)
+        sync(device)
+        seconds = (time.perf_counter() - start) / args.steps
+    return {
+        "model": name,
         "input": 224,
+        "batch_size": batch_size,
+        "compiled": compiled,
+        "warmup_s": warmup_s,
         "reslab_images_per_s": batch_size / seconds,
         "train_gflop_per_step": flops / 1e9,
-        "reslab_gflops": flops / seconds / 1e9,
+        "reslab_tflops": flops / seconds / 1e12,
         "ceiling_fraction": flops / seconds / 1e9 / ceiling,
-        "reslab_peak_mib": peak,
+        "reslab_peak_mib": peak.mib,
     }
 
 
@@ -167,11 +215,16 @@ def main() -> None:
         "--models", nargs="*", default=["resnet20"], help="CIFAR models; none for --imagenet only"
     )
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[128])
-    p.add_argument("--data", default="cifar10-sample")
+    p.add_argument("--data", default="cifar10-sample", help="a data set name, or folder:DIR")
     p.add_argument("--data-dir")
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per figure")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="the baseline DataLoader's worker processes (default: one per core)",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile reslab's model")
     p.add_argument(
         "--precision",
@@ -179,7 +232,7 @@ def main() -> None:
         default="fp32",
         help="reslab's autocast precision (the baseline stays fp32, as the tutorials)",
     )
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument(
         "--imagenet",
         nargs="*",
@@ -190,54 +243,62 @@ def main() -> None:
     p.add_argument("--imagenet-batch", type=int, default=32)
     p.add_argument("--json")
     args = p.parse_args()
-    device = torch.device(args.device)
-    data = load_dataset(args.data, args.data_dir)
-    ceiling = matmul_gflops(device)
+    device = resolve_device(args.device)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    ceiling = matmul_gflops(device, dtype=dtype)
     info = machine()
-    print(f"{info}\nceiling: 2048^3 float32 matmul {ceiling:.1f} GFLOP/s on {device}")
-    print(f"reslab: channels-last, {args.precision}{', compiled' if args.compile else ''}")
     print(
-        f"{'model':<16}{'batch':>6}{'baseline img/s':>16}{'reslab img/s':>14}{'ratio':>7}"
-        f"{'GFLOP/s':>9}{'of ceiling':>11}{'peak MiB base/reslab':>22}"
+        f"{info}\nceiling: {args.precision} matrix product {ceiling / 1e3:.2f} TFLOP/s on {device}"
     )
+    print(f"reslab: channels-last, {args.precision}{', compiled' if args.compile else ''}")
     rows = []
+    if args.models:
+        data = load_dataset(args.data, args.data_dir)
+        print(
+            f"{'model':<16}{'batch':>6}{'baseline img/s':>15}{'reslab img/s':>13}{'ratio':>7}"
+            f"{'epoch s base/reslab':>20}{'TFLOP/s':>9}{'of ceil.':>9}{'peak MiB b/r':>14}"
+        )
     for name, bs in itertools.product(args.models, args.batch_sizes):
         r = bench_one(name, bs, data, args, device, ceiling)
         rows.append(r)
+        epochs = f"{r['baseline_epoch_s']:.1f}/{r['reslab_epoch_s']:.1f}"
         peaks = f"{_mib(r['baseline_peak_mib'])}/{_mib(r['reslab_peak_mib'])}"
         print(
-            f"{name:<16}{bs:>6}{r['baseline_images_per_s']:>16.0f}{r['reslab_images_per_s']:>14.0f}"
-            f"{r['ratio']:>6.2f}x{r['reslab_gflops']:>9.1f}{100 * r['ceiling_fraction']:>10.0f}%"
-            f"{peaks:>22}"
+            f"{name:<16}{bs:>6}{r['baseline_images_per_s']:>15.0f}{r['reslab_images_per_s']:>13.0f}"
+            f"{r['ratio']:>6.2f}x{epochs:>20}{r['reslab_tflops']:>9.2f}"
+            f"{100 * r['ceiling_fraction']:>8.0f}%{peaks:>14}"
         )
     for name in args.models:
         best = max((r for r in rows if r["model"] == name), key=lambda r: r["reslab_images_per_s"])
         rate = best["reslab_images_per_s"]
         print(f"best batch for {name}: {best['batch_size']} ({rate:.0f} img/s)")
-    for name in args.imagenet:
-        r = bench_synthetic(name, args.imagenet_batch, args, device, ceiling)
+    for name, compiled in itertools.product(args.imagenet, (False, True)[: 1 + args.compile]):
+        r = bench_synthetic(name, args.imagenet_batch, compiled, args, device, ceiling)
         rows.append(r)
+        label = f"{name} @224{' compiled' if compiled else ''}"
         print(
-            f"{name + ' @224':<16}{args.imagenet_batch:>6}{'-':>16}"
-            f"{r['reslab_images_per_s']:>14.1f}{'-':>7}{r['reslab_gflops']:>9.1f}"
-            f"{100 * r['ceiling_fraction']:>10.0f}%{_mib(r['reslab_peak_mib']):>22}"
+            f"{label:<26}{args.imagenet_batch:>5}{r['reslab_images_per_s']:>10.0f} img/s"
+            f"{r['reslab_tflops']:>9.2f} TFLOP/s{100 * r['ceiling_fraction']:>5.0f}% of ceiling"
+            f"  peak {_mib(r['reslab_peak_mib'])} MiB  warm-up {r['warmup_s']:.1f} s"
         )
     write_json(
         args.json,
         {
             "machine": info,
             "ceiling_gflops": ceiling,
+            "ceiling_precision": args.precision,
             "compile": args.compile,
             "precision": args.precision,
             "steps": args.steps,
-            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "workers": args.workers,
             "results": rows,
         },
     )
 
 
 def _mib(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
+    return "-" if value is None or math.isnan(value) else f"{value:.0f}"
 
 
 if __name__ == "__main__":

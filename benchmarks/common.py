@@ -41,9 +41,17 @@ def median_time(fn: Callable[[], None], repeats: int, device: torch.device) -> f
     return statistics.median(times)
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
-    """The machine's practical ceiling: float32 n^3 matrix products per second."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_gflops(
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    n: int | None = None,
+    repeats: int = 10,
+) -> float:
+    """The machine's practical ceiling: n^3 matrix products per second in `dtype`, in GFLOP/s
+    (n: 8192 on CUDA, 2048 on the CPU unless given)."""
+    n = n or (8192 if device.type == "cuda" else 2048)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):  # warm-up: thread pools and clocks
         a @ b
     seconds = median_time(lambda: a @ b, repeats, device)

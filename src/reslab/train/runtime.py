@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import warnings
 from collections.abc import Callable
@@ -102,6 +103,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     if deterministic:
+        # cuBLAS is deterministic only with a fixed workspace, read when its handle is created:
+        # set here, before the run's first matrix product (a user's own setting is kept).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         # warn_only: a few CUDA kernels have no deterministic version; say so rather than fail.
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False

@@ -26,10 +26,6 @@ EVAL_BATCH = 500  # images per evaluation batch: no gradients, so larger than tr
 class Setup:
     config: TrainConfig
     device: torch.device
-    data: DataSplits
-    train_loader: DeviceLoader
-    val_loader: DeviceLoader | None
-    test_loader: DeviceLoader
     model: nn.Module  # the module whose state is saved
     step_model: nn.Module  # what the step calls: the model, or its torch.compile wrapper
     ema: AveragedModel | None
@@ -42,6 +38,11 @@ class Setup:
     steps_per_epoch: int
     total_steps: int
     world: World = distributed.SINGLE
+    # The data and its loaders: set by `build`; None in a Setup from `assemble` alone.
+    data: DataSplits | None = None
+    train_loader: DeviceLoader | None = None
+    val_loader: DeviceLoader | None = None
+    test_loader: DeviceLoader | None = None
 
     @property
     def eval_model(self) -> nn.Module:
@@ -128,13 +129,28 @@ def build(config: TrainConfig, world: World = distributed.SINGLE) -> Setup:
         torch.set_num_threads(config.threads)
     data = load_dataset(config.dataset, config.data_dir or None, skip_corrupt=config.skip_corrupt)
     train, val, test = _loaders(config, data, device, world)
-    model = build_model(config, data.num_classes, data.in_channels, data.image_size).to(device)
+    model = build_model(config, data.num_classes, data.in_channels, data.image_size)
+    s = assemble(config, model, device, len(train), world)
+    s.data, s.train_loader, s.val_loader, s.test_loader = data, train, val, test
+    return s
+
+
+def assemble(
+    config: TrainConfig,
+    model: nn.Module,
+    device: torch.device,
+    steps_per_epoch: int,
+    world: World = distributed.SINGLE,
+) -> Setup:
+    """The training step's parts around `model`, without data: what `build` puts beside the
+    loaders, and what a benchmark on synthetic batches times with `engine.train_step`."""
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     step_model = distributed.wrap(model, world, device, config.sync_bn)
     if config.sync_bn:
         model = step_model.module if world.enabled else step_model
-    epochs, total = _length(config, len(train))
+    epochs, total = _length(config, steps_per_epoch)
     optimizer = build_optimizer(model, config)
     ema = None
     if config.ema:
@@ -143,20 +159,16 @@ def build(config: TrainConfig, world: World = distributed.SINGLE) -> Setup:
     return Setup(
         config=config,
         device=device,
-        data=data,
-        train_loader=train,
-        val_loader=val,
-        test_loader=test,
         model=model,
         step_model=CompiledOrEager(step_model) if config.compile else step_model,
         world=world,
         ema=ema,
         optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, config, total, len(train)),
+        scheduler=build_scheduler(optimizer, config, total, steps_per_epoch),
         scaler=torch.amp.GradScaler(device.type, enabled=config.precision == "fp16"),
         autocast=autocast(device, config.precision),
         loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
         epochs=epochs,
-        steps_per_epoch=len(train),
+        steps_per_epoch=steps_per_epoch,
         total_steps=total,
     )
