@@ -108,3 +108,16 @@ def test_a_user_error_in_a_worker_is_one_line_naming_the_run(tmp_path):
     assert "\n" not in str(e.value)
     assert (tmp_path / "runs" / "ok-s0" / "status.json").is_file()  # the run in flight finished
     assert not (tmp_path / "runs" / "missing-data-s0" / "status.json").exists()
+
+
+def test_the_report_says_which_data_a_budget_ran_on():
+    from reslab.experiments import BUDGETS
+    from reslab.experiments.conduct import budget_text
+
+    quick = BUDGETS["quick"]
+    own = budget_text(quick, None)
+    assert "4k-image sample" in own and "`cifar10-sample`" in own
+    assert budget_text(quick, "cifar10-sample") == own
+    other = budget_text(quick, "fashion-mnist")
+    assert "run here on `fashion-mnist` instead of its own data set `cifar10-sample`" in other
+    assert "5 epochs per run" in other and "its data and its time do not" in other

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reslab.errors import UserError
 from reslab.experiments.runner import run_experiment
-from reslab.experiments.spec import get_budget
+from reslab.experiments.spec import Budget, get_budget
 from reslab.report.experiment import Section, write_experiment_report
 
 
@@ -24,6 +24,18 @@ class ExperimentReport:
 
 def default_out(name: str, budget: str) -> Path:
     return Path(f"runs/experiments/{name}-{budget}")
+
+
+def budget_text(spec: Budget, dataset: str | None) -> str:
+    """The report's sentence on the budget. Its note describes the budget's own data and time,
+    so a run on another data set says which parts still hold."""
+    if dataset and dataset != spec.dataset:
+        return (
+            f"Budget `{spec.name}` ({spec.note}), run here on `{dataset}` instead of its own "
+            f"data set `{spec.dataset}`: its length, {spec.epochs} epochs per run, and its "
+            "settings apply; its data and its time do not."
+        )
+    return f"Budget `{spec.name}`: {spec.note}. Data set `{spec.dataset}`."
 
 
 def conduct(
@@ -60,10 +72,9 @@ def conduct(
     )
     sections = experiment.analyze(results, out)
     intro = (
-        f"{experiment.summary.format(model=results.model)} Budget `{spec.name}`: {spec.note}. "
-        "Data set "
-        f"`{dataset or spec.dataset}`, {seeds} seed(s) per run; run directories "
-        f"under `runs/`. Every verdict below is computed from these runs."
+        f"{experiment.summary.format(model=results.model)} {budget_text(spec, dataset)} "
+        f"{seeds} seed(s) per "
+        "run; run directories under `runs/`. Every verdict below is computed from these runs."
     )
     path = write_experiment_report(out, experiment.title, intro, sections)
     return ExperimentReport(sections, path, path.with_suffix(".html"))

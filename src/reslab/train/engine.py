@@ -66,7 +66,10 @@ class EpochMeter:
         self.seconds = 0.0
 
     def add(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
-        self.sums += torch.stack([loss.double() * n, correct.double(), loss.new_tensor(n).double()])
+        # new_full fills on the device: a tensor made from the host int would be a copy from
+        # pageable memory, which waits for the stream (a sync in every step).
+        count = loss.new_full((), n, dtype=torch.float64)
+        self.sums += torch.stack([loss.double() * n, correct.double(), count])
 
     def read(self, world: World = distributed.SINGLE) -> tuple[float, float, int]:
         """Means over every rank's samples (pass the world; the default reads this rank's)."""

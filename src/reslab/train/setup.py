@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from reslab.data import DataSplits, DeviceLoader, holdout, load_dataset
 from reslab.errors import ConfigError
@@ -15,6 +15,7 @@ from reslab.models import create_model
 from reslab.train import distributed
 from reslab.train.config import TrainConfig
 from reslab.train.distributed import World
+from reslab.train.ema import EMA
 from reslab.train.optim import build_optimizer
 from reslab.train.runtime import CompiledOrEager, autocast, check_runtime
 from reslab.train.schedule import build_scheduler
@@ -155,7 +156,7 @@ def assemble(
     ema = None
     if config.ema:
         # Buffers are averaged too, so the EMA model's BN statistics match its weights.
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+        ema = EMA(model, config.ema)
     return Setup(
         config=config,
         device=device,
