@@ -6,21 +6,25 @@ from pathlib import Path
 import pytest
 
 from reslab.experiments import BUDGETS, batchnorm, degradation, gradients, optimizers
-from reslab.experiments.analysis import all_of, verdict
+from reslab.experiments.analysis import UNTRAINED, all_of, progress, unless_untrained, verdict
 from reslab.experiments.runner import ExperimentResults, RunResult
 from reslab.report.runs import RunRecord
 
 
-def _record(name, accs, step=27):
+def _record(name, accs, step=27, losses=None, lrs=None):
+    """A run's epoch rows: accuracies as given; training loss flat at 1.0 (a settled run)
+    and a constant lr unless given."""
+    losses = losses or [1.0] * len(accs)
+    lrs = lrs or [0.1] * len(accs)
     rows = [
         {
             "epoch": i + 1,
             "step": step * (i + 1),
-            "train_loss": 1.0,
+            "train_loss": losses[i],
             "train_acc": a,
             "val_loss": 1.0,
             "val_acc": a,
-            "lr": 0.1,
+            "lr": lrs[i],
             "epoch_time_s": 1,
             "images_per_s": 3500,
         }
@@ -29,11 +33,15 @@ def _record(name, accs, step=27):
     return RunRecord(Path(name), {"dataset": "cifar10-sample"}, rows, {"test_acc": accs[-1]})
 
 
-def _results(exp, curves, tmp_path):
+def _results(exp, curves, tmp_path, seeds=1):
+    """Runs of exp's quick grid; curves(group) or curves(group, seed) -> (accuracies, status)
+    or (accuracies, status, training losses)."""
     runs = []
     for spec in exp.grid(BUDGETS["quick"]):
-        accs, status = curves(spec.group)
-        runs.append(RunResult(spec, 0, _record(spec.name, accs), status))
+        for seed in range(seeds):
+            out = curves(spec.group, seed) if seeds > 1 else curves(spec.group)
+            accs, status, losses = (*out, None) if len(out) == 2 else out
+            runs.append(RunResult(spec, seed, _record(spec.name, accs, losses=losses), status))
     return ExperimentResults(exp, BUDGETS["quick"], tmp_path, runs)
 
 
@@ -63,7 +71,74 @@ def test_batchnorm_not_supported_when_the_data_says_otherwise(tmp_path):
     sections = batchnorm.analyze(_results(batchnorm.EXPERIMENT, curves, tmp_path), tmp_path)
     verdicts = {s.title: s.verdict for s in sections}
     verdicts.pop("BN before the ReLU trains better than after it")
-    assert list(verdicts.values()) == ["not supported"] * 3
+    scratch = verdicts.pop("The from-scratch BN matches torch's BN")
+    assert list(verdicts.values()) == ["not supported"] * 2
+    # One seed: a gap beyond the sampling noise, but torch's own spread is unmeasured.
+    assert scratch == "inconclusive at this budget"
+    assert "--seeds 2" in sections[-1].evidence
+
+
+@pytest.mark.parametrize(
+    ("scratch_shift", "spread", "expected"),
+    [
+        (0.06, 0.01, "not supported"),  # 6 points apart, torch's BN varies by 1 over seeds
+        (0.06, 0.06, "supported"),  # the same gap inside torch's own seed-to-seed spread
+        (0.0, 0.0, "supported"),
+    ],
+)
+def test_scratch_bn_is_judged_against_the_seed_spread_of_torchs_bn(
+    tmp_path, scratch_shift, spread, expected
+):
+    def curves(g, seed):
+        base = 0.80 + (spread if seed else -spread) / 2  # two seeds `spread` apart
+        if g["norm"] == "batchnorm-scratch":
+            return [0.5, 0.7, base - scratch_shift], "done"
+        return [0.5, 0.7, base], "done"
+
+    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, seeds=2)
+    results.runs[:] = [r for r in results.runs if r.spec.group["norm"] != "none"]
+    section = batchnorm._scratch(results, 0.1)
+    assert section.verdict == expected
+    assert section.headers[-1] == "noise (points)"
+
+
+def test_progress_tells_settled_runs_from_ones_still_learning():
+    falling = progress(_record("a", [0.3, 0.4, 0.5], losses=[2.0, 1.6, 1.3]))
+    flat = progress(_record("b", [0.3, 0.4, 0.5], losses=[1.02, 1.01, 1.0]))
+    annealed = progress(
+        _record("c", [0.3, 0.4, 0.5], losses=[2.0, 1.6, 1.3], lrs=[0.1, 0.05, 0.005])
+    )
+    short = progress(_record("d", [0.3, 0.4]))
+    assert not falling.settled and falling.fall == pytest.approx((2.0 / 1.3) ** 0.5 - 1)
+    assert flat.settled and annealed.settled and not short.settled
+    assert falling.steps == 81 and falling.train_error == pytest.approx(0.5)
+    decided, why = unless_untrained("not supported", [flat, falling])
+    assert decided == UNTRAINED == "inconclusive: not trained long enough"
+    assert "a: 81 steps, training error 50.0%, training loss still falling 24.0%" in why
+    assert unless_untrained("not supported", [flat, annealed]) == ("not supported", "")
+    assert all_of("supported", UNTRAINED) == UNTRAINED
+
+
+def test_degradation_is_not_decided_while_the_nets_still_learn(tmp_path):
+    def curves(g):  # deeper plain nets behind, but every loss still falling 20% an epoch
+        rank = (20, 32, 44, 56).index(g["depth"])
+        return [0.3, 0.4, 0.5 - 0.05 * rank], "done", [1.44, 1.2, 1.0]
+
+    plain, res = degradation.analyze(_results(degradation.EXPERIMENT, curves, tmp_path), tmp_path)
+    assert plain.verdict == res.verdict == UNTRAINED
+    assert "still falling 20.0% per epoch" in plain.evidence and "steps" in plain.evidence
+
+
+def test_bn_lr_tolerance_waits_for_rates_still_learning_near_chance(tmp_path):
+    def curves(g):
+        if g["norm"] == "none" and g["lr"] >= 0.5:  # near chance, loss still falling fast
+            return [0.1, 0.1, 0.12], "done", [2.6, 2.3, 2.0]
+        return [0.5, 0.6, 0.7], "done"
+
+    sections = batchnorm.analyze(_results(batchnorm.EXPERIMENT, curves, tmp_path), tmp_path)
+    tolerance = sections[1]
+    assert tolerance.verdict == UNTRAINED
+    assert "none at 0.5, none at 1" in tolerance.evidence
 
 
 @pytest.mark.parametrize(
@@ -104,8 +179,8 @@ def test_degradation_trend(tmp_path, plain_slope, expected):
     def curves(g):
         depth_rank = (20, 32, 44, 56).index(g["depth"])
         if g["kind"] == "plain":
-            return [0.5, 0.6 - plain_slope * depth_rank], "done"
-        return [0.5, 0.6 + 0.02 * depth_rank], "done"
+            return [0.4, 0.5, 0.6 - plain_slope * depth_rank], "done"
+        return [0.4, 0.5, 0.6 + 0.02 * depth_rank], "done"
 
     plain, res = degradation.analyze(_results(degradation.EXPERIMENT, curves, tmp_path), tmp_path)
     assert plain.verdict == expected and res.verdict == "supported"

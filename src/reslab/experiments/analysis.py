@@ -6,10 +6,73 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
 INCONCLUSIVE = "inconclusive at this budget"
+UNTRAINED = "inconclusive: not trained long enough"
+
+# When a run has reached the regime a claim about its final numbers is about: its training loss
+# has stopped falling fast (less than FLAT_FALL, relative, per epoch over the last WINDOW epochs),
+# or its learning-rate schedule has run down (the last lr at most ANNEALED of the largest).
+WINDOW = 2
+FLAT_FALL = 0.02
+ANNEALED = 0.1
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far one run got: the evidence a verdict on its final numbers rests on."""
+
+    name: str
+    steps: int
+    train_error: float | None
+    fall: float | None  # relative fall of the training loss per epoch over the last WINDOW
+    annealed: bool
+
+    @property
+    def settled(self) -> bool:
+        return self.annealed or (self.fall is not None and self.fall < FLAT_FALL)
+
+    def evidence(self) -> str:
+        error = "-" if self.train_error is None else f"{100 * self.train_error:.1f}%"
+        fall = (
+            f"still falling {100 * self.fall:.1f}% per epoch over the last {WINDOW} epochs"
+            if self.fall is not None
+            else f"fewer than {WINDOW + 1} epochs to tell"
+        )
+        return f"{self.name}: {self.steps} steps, training error {error}, training loss {fall}"
+
+
+def progress(record, name: str = "") -> Progress:
+    """Where a run's training stands, from its epoch rows (training loss and error, lr)."""
+    rows = [r for r in record.metrics if r.get("train_loss") is not None]
+    steps = rows[-1]["step"] if rows else 0
+    error = 1 - rows[-1]["train_acc"] if rows and rows[-1].get("train_acc") is not None else None
+    fall = None
+    if len(rows) > WINDOW:
+        before, last = rows[-1 - WINDOW]["train_loss"], rows[-1]["train_loss"]
+        if before > 0 and last > 0:
+            fall = (before / last) ** (1 / WINDOW) - 1
+    lrs = [r["lr"] for r in rows if r.get("lr") is not None]
+    annealed = bool(lrs) and lrs[-1] <= ANNEALED * max(lrs)
+    return Progress(name or str(record.path.name), steps, error, fall, annealed)
+
+
+def unless_untrained(decided: str, runs: Iterable[Progress]) -> tuple[str, str]:
+    """A verdict on final numbers stands only when every run it compares has settled; else it
+    is UNTRAINED, with the evidence of the run furthest from settling (empty when it stands)."""
+    open_runs = [p for p in runs if not p.settled]
+    if not open_runs:
+        return decided, ""
+    worst = max(open_runs, key=lambda p: math.inf if p.fall is None else p.fall)
+    return UNTRAINED, (
+        f" Not trained long enough to decide: {len(open_runs)} run(s) still training fast; "
+        f"{worst.evidence()} (a run counts as settled when its loss falls by less than "
+        f"{100 * FLAT_FALL:.0f}% per epoch, or its learning rate has annealed to "
+        f"{100 * ANNEALED:.0f}% of its peak)."
+    )
 
 
 def verdict(
@@ -38,7 +101,9 @@ def all_of(*verdicts: str) -> str:
     """The verdict on a claim made of parts: refuted by any one, supported only by all."""
     if NOT_SUPPORTED in verdicts:
         return NOT_SUPPORTED
-    return SUPPORTED if all(v == SUPPORTED for v in verdicts) else INCONCLUSIVE
+    if all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    return UNTRAINED if UNTRAINED in verdicts else INCONCLUSIVE
 
 
 def steps_to_target(record, target: float, key: str = "val_acc") -> int | None:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from reslab.experiments.analysis import compare, final, fmt, mean_std, val_size
+from reslab.experiments.analysis import (
+    compare,
+    final,
+    fmt,
+    mean_std,
+    progress,
+    unless_untrained,
+    val_size,
+)
 from reslab.experiments.figures import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.experiment import Section
@@ -30,6 +38,8 @@ def _compare(results, a, b, claim, title) -> Section:
     vb = mean_std(final(r.record, "val_acc") for r in results.select(variant=b))
     seeds = len(results.select(variant=a))
     verdict, gap, noise = compare(va, vb, val_size(results), seeds)
+    compared = results.select(variant=a) + results.select(variant=b)
+    verdict, why = unless_untrained(verdict, (progress(r.record, r.spec.name) for r in compared))
     return Section(
         title,
         claim,
@@ -37,7 +47,7 @@ def _compare(results, a, b, claim, title) -> Section:
         f"Final validation accuracy: {a} {fmt(*va)}, {b} {fmt(*vb)}: a gap of "
         f"{100 * gap:.1f} points against a noise level of {100 * noise:.1f} (the "
         f"larger of the spread over seeds, the 95% sampling noise of "
-        f"{val_size(results)} validation images, and 1 point).",
+        f"{val_size(results)} validation images, and 1 point).{why}",
     )
 
 
