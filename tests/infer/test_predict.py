@@ -177,3 +177,17 @@ def test_predict_on_cuda_agrees_with_cpu(model_file, tmp_path):
     cuda = reslab.predict(model_file, [path], top_k=10, device="cuda")[0].top
     assert [c for c, _ in cuda[:3]] == [c for c, _ in cpu[:3]]
     assert dict(cuda) == pytest.approx(dict(cpu), abs=1e-4)
+
+
+@pytest.mark.gpu
+def test_a_loaded_model_stays_on_the_cpu_after_use_on_cuda(model_file, tmp_path):
+    """evaluate and predict run on CUDA and give the model back on the CPU, as LoadedModel
+    documents: exporting the same object afterwards works."""
+    path = tmp_path / "wide.png"
+    Image.fromarray(_photo()).save(path)
+    loaded = reslab.infer.load(model_file)
+    reslab.predict(loaded, [path], device="cuda")
+    assert all(p.device.type == "cpu" for p in loaded.model.parameters())
+    with loaded.on(torch.device("cuda")) as net:
+        assert next(net.parameters()).is_cuda
+    assert next(loaded.model.parameters()).device.type == "cpu"

@@ -99,7 +99,8 @@ def evaluate(
         train=False,
         device=dev,
     )
-    r = evaluate_batches(loaded.model.to(dev), loader, len(data.classes), tta=tta)
+    with loaded.on(dev) as net:
+        r = evaluate_batches(net, loader, len(data.classes), tta=tta)
     return Evaluation(
         data.name, split, tta, r.loss, r.top1, r.top5, r.count, list(data.classes), r.confusion
     )

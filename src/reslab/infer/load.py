@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from reslab.errors import CheckpointError, UserError
@@ -28,6 +31,15 @@ class LoadedModel:
     @property
     def classes(self) -> list[str]:
         return list(self.data["classes"])
+
+    @contextlib.contextmanager
+    def on(self, device: torch.device) -> Iterator[nn.Module]:
+        """The model on `device` for the block, back on the CPU after it: a LoadedModel stays
+        as documented, so one can be evaluated on CUDA and then exported."""
+        try:
+            yield self.model.to(device)
+        finally:
+            self.model.cpu()
 
 
 def resolve(path: str | Path) -> Path:

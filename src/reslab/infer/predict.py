@@ -131,9 +131,10 @@ def predict(
     if not images:
         return []
     classes = loaded.classes
-    net = Normalized(loaded.model, loaded.data["mean"], loaded.data["std"]).to(dev).eval()
     batch = load_images(images, loaded.data).to(dev)
-    probs = torch.softmax(net(batch), dim=1).cpu()  # host-device sync
+    with loaded.on(dev) as model:
+        net = Normalized(model, loaded.data["mean"], loaded.data["std"]).to(dev).eval()
+        probs = torch.softmax(net(batch), dim=1).cpu()  # host-device sync
     values, indices = probs.topk(min(top_k, len(classes)), dim=1)
     return [
         Prediction(
