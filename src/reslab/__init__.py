@@ -12,6 +12,12 @@ own names: no function here shadows one.
 
 __version__ = "0.2.0"
 
+import time as _time  # noqa: E402
+
+# When this process started using reslab, near enough: `reslab train --time-budget` counts the
+# whole command from here (torch's import included).
+STARTED = _time.perf_counter()
+
 from reslab.infer import Evaluation, LoadedModel, Prediction, evaluate, load, predict  # noqa: E402
 from reslab.models import create_model, list_models, model_info  # noqa: E402
 from reslab.train.config import TrainConfig, build_config  # noqa: E402

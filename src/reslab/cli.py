@@ -70,11 +70,23 @@ def _add_train(sub) -> None:
         "stays the global batch",
     )
     for name in FIELDS:  # every config key is also a flag: --batch-size for batch_size
-        _add_config_flag(p, name, HINTS[name], describe(name))
+        _add_config_flag(p, name, HINTS[name], describe(name), FIELDS[name].metadata["parse"])
     p.set_defaults(func=_cmd_train)
 
 
-def _add_config_flag(p: argparse.ArgumentParser, name: str, kind, help: str) -> None:
+def _with_message(parse):
+    """argparse shows a type's own message only for an ArgumentTypeError."""
+
+    def typed(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return typed
+
+
+def _add_config_flag(p: argparse.ArgumentParser, name: str, kind, help: str, parse=None) -> None:
     flag = "--" + name.replace("_", "-")
     if kind is bool and name.startswith("no_"):
         # A key that already says "no" gets --no-X (true) and --X (false), not --no-no-X.
@@ -84,7 +96,7 @@ def _add_config_flag(p: argparse.ArgumentParser, name: str, kind, help: str) -> 
     elif kind is bool:
         p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help)
     elif kind in (int, float, str):
-        p.add_argument(flag, type=kind, default=None, help=help)
+        p.add_argument(flag, type=_with_message(parse) if parse else kind, default=None, help=help)
     else:  # list of numbers
         p.add_argument(flag, type=float, nargs="+", default=None, help=help)
 
@@ -113,11 +125,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if message is not None:
             print(f"error: {message}", file=sys.stderr)
         return code
+    from reslab import STARTED  # a --time-budget counts the whole command
+
     if args.resume:
-        result = resume(args.resume, flags, quiet=args.quiet)
+        result = resume(args.resume, flags, quiet=args.quiet, started=STARTED)
     else:
         out = args.out or RunDir.default(config.model, config.dataset).path
-        result = fit_restartable(config, out, force=args.force, quiet=args.quiet)
+        result = fit_restartable(config, out, force=args.force, quiet=args.quiet, started=STARTED)
     if not distributed.from_env().is_main:
         return 0
     if result.finished_before:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from reslab.errors import ConfigError
 from reslab.models.layers import NORMS, PAD_MODES, SHORTCUTS
+from reslab.train.budget import parse_duration
 from reslab.train.optim import OPTIMIZERS
 from reslab.train.runtime import DEVICES, PRECISIONS
 from reslab.train.schedule import SCHEDULES
@@ -61,11 +62,19 @@ def between(low: float, high: float, what: str = "an integer") -> Check:
 UNIT = Check(lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
-def option(default, help: str, *, choices=None, check: Check | None = None, listed: bool = True):
+def option(
+    default,
+    help: str,
+    *,
+    choices=None,
+    check: Check | None = None,
+    listed: bool = True,
+    parse: Callable[[str], object] | None = None,
+):
     """A config field: its default, its help text, and either its allowed values (an iterable,
-    or a function returning one, for tables filled at import) or a range check. Mutable
-    defaults (lists) are copied per config."""
-    metadata = {"help": help, "choices": choices, "check": check, "listed": listed}
+    or a function returning one, for tables filled at import) or a range check; `parse` reads
+    the field from text (flags, TOML strings). Mutable defaults (lists) are copied per config."""
+    metadata = {"help": help, "choices": choices, "check": check, "listed": listed, "parse": parse}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -122,6 +131,14 @@ class TrainConfig:
         check=Check(
             lambda v: 0 <= v <= 10**9, "an integer in [0, 1e9]; 0 lets epochs set the length"
         ),
+    )
+    time_budget: float = option(
+        0.0,
+        "wall time for the whole command (90s, 10m, 1h30m or seconds): the run sizes itself and "
+        "lands at the end of its schedule within it; with epochs/max_steps, the first to end; "
+        "0 = off",
+        check=Check(lambda v: 0 <= v <= 10**7, "a duration of at most 1e7 s, 0 = off"),
+        parse=parse_duration,
     )
     batch_size: int = option(
         128, "images per step, global across processes", check=between(1, 2**20)
@@ -276,6 +293,9 @@ def coerce(key: str, value: object) -> object:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown config key {key!r}{hint}")
     kind = HINTS[key]
+    parse = FIELDS[key].metadata.get("parse")
+    if parse is not None and isinstance(value, str):
+        return parse(value)
     if isinstance(kind, types.GenericAlias):  # list[float]
         if not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value):
             raise ConfigError(f"{key}: expected a list of numbers, got {value!r}")

@@ -88,6 +88,16 @@ def any_flag(flag: bool, world: World, device: torch.device) -> bool:
     return bool(t.item())  # host-device sync
 
 
+def min_int(value: int, world: World, device: torch.device) -> int:
+    """The smallest of every rank's value, on every rank: a length fitted to each rank's clock
+    must be one length, or the ranks would leave the loop at different steps."""
+    if not world.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())  # host-device sync
+
+
 @torch.no_grad()
 def average_norm_statistics(model: nn.Module, world: World) -> None:
     """Average BN running statistics over ranks (each rank saw different batches), so evaluation

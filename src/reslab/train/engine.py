@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from torch import nn
 from reslab.errors import CheckpointError, ConfigError, DivergenceError
 from reslab.models import count_params
 from reslab.train import distributed
+from reslab.train.budget import WARMUP_STEPS, Budget, Sizer, clock
 from reslab.train.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from reslab.train.config import TrainConfig, read_toml, saved_config
 from reslab.train.distributed import World
@@ -27,7 +28,7 @@ from reslab.train.eval_loop import EvalResult, evaluate_batches
 from reslab.train.progress import ProgressDisplay
 from reslab.train.run_dir import RunDir
 from reslab.train.runtime import rng_state, seed_everything, set_rng_state
-from reslab.train.setup import Setup, build, build_model
+from reslab.train.setup import Setup, build, build_model, length
 from reslab.train.stop import GracefulStop, StopRequested
 
 log = logging.getLogger("reslab.train")
@@ -46,6 +47,7 @@ class Position:
     best_val_acc: float = -1.0
     best_epoch: int = 0
     wall_time_s: float = 0.0  # training wall time over all sessions of this run
+    budget_spent_s: float = 0.0  # --time-budget: the budget spent up to this checkpoint
 
 
 @dataclass
@@ -131,6 +133,7 @@ def _checkpoint_state(s: Setup, pos: Position, meter: EpochMeter) -> dict:
         "rng": rng_state(),
         "position": dataclasses.asdict(pos),
         "meter": {"sums": meter.sums.cpu(), "seconds": meter.seconds},
+        "length": {"epochs": s.epochs, "total_steps": s.total_steps},
     }
 
 
@@ -143,6 +146,8 @@ def _restore(s: Setup, state: dict) -> tuple[Position, dict]:
         s.scheduler.load_state_dict(state["scheduler"])
         s.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
+        if s.config.time_budget and "length" in state:  # the length the budget last fitted
+            s.epochs, s.total_steps = state["length"]["epochs"], state["length"]["total_steps"]
     except (RuntimeError, KeyError, ValueError) as e:
         raise CheckpointError(
             f"the checkpoint does not fit this run ({str(e).splitlines()[0]})"
@@ -173,12 +178,15 @@ class Trainer:
         display: ProgressDisplay,
         should_stop: Callable[[int], bool] | None = None,
         writer=None,
+        sizer: Sizer | None = None,
     ):
         self.s, self.run, self.display = s, run, display
         self.should_stop = should_stop or (lambda step: False)
         self.writer = writer
+        self.sizer = sizer  # --time-budget: fits the run's length to the time left
         self.recent = torch.zeros(s.config.check_every, device=s.device)  # last step losses
-        self.saved_at = time.perf_counter()  # when the last checkpoint was written
+        self.saved_at = clock()  # when the last checkpoint was written
+        self.first_step: int | None = None  # this session's first step
 
     def fit(self, pos: Position, meter_state: dict | None = None) -> Position:
         s = self.s
@@ -213,7 +221,7 @@ class Trainer:
         every = self.s.config.checkpoint_every
         if not every or not at_check:
             return False
-        due = time.perf_counter() - self.saved_at >= every
+        due = clock() - self.saved_at >= every
         if not self.s.world.enabled:
             return due
         return distributed.any_flag(due, self.s.world, self.s.device)
@@ -224,7 +232,7 @@ class Trainer:
         interrupt = False
         self.display.start_epoch(pos.epoch, len(s.train_loader), pos.batch)
         checked = pos.step
-        start = time.perf_counter()
+        start = clock()
         shown = start
         for x, y in s.train_loader.iter_epoch(pos.epoch, start_batch=pos.batch):
             loss, correct = train_step(s, x, y)
@@ -235,6 +243,8 @@ class Trainer:
                 s.ema.update_parameters(s.model)
             pos.step += 1
             pos.batch += 1
+            if self.sizer is not None and not self.sizer.sized:
+                start = self._probe(pos, meter, start)
             last = pos.batch == len(s.train_loader) or pos.step >= s.total_steps
             interrupt = self._interrupt(stop, pos.step, pos.step - checked >= k or last)
             at_check = pos.step - checked >= k or last or interrupt
@@ -243,9 +253,14 @@ class Trainer:
                     self.recent, checked + 1, pos.step, self.run, pos, s.config.lr, s.world
                 )
                 checked = pos.step
-            if time.perf_counter() - shown >= self.display.every_s or (at_check and last):
+                if self.sizer is not None and self.sizer.sized and not last:
+                    # The machine's speed may change: fit the length to the time left again.
+                    start = self._account(pos, meter, start)
+                    self._refit(pos)
+                    last = pos.step >= s.total_steps
+            if clock() - shown >= self.display.every_s or (at_check and last):
                 self._show(pos, meter, start)
-                shown = time.perf_counter()
+                shown = clock()
             if not (last or interrupt) and self._checkpoint_due(at_check):
                 start = self._account(pos, meter, start)
                 self._save(pos, meter)  # mid-epoch: resumes exactly, as after a SIGINT
@@ -256,16 +271,43 @@ class Trainer:
 
     def _account(self, pos: Position, meter: EpochMeter, start: float) -> float:
         """Add the time since `start` to the epoch's and the run's clocks; the new start."""
-        now = time.perf_counter()
+        if self.sizer is not None:
+            _sync(self.s.device)  # the budget times the steps themselves, not their queueing
+        now = clock()
         meter.seconds += now - start
         pos.wall_time_s += now - start
+        if self.sizer is not None:
+            self.sizer.add_training(now - start)
         return now
+
+    def _probe(self, pos: Position, meter: EpochMeter, start: float) -> float:
+        """Time this session's first steps past the warm-up; once enough are timed, size the
+        run to the budget. Returns the epoch clock's start (moved when the time is counted)."""
+        z = self.sizer
+        if self.first_step is None:
+            self.first_step = pos.step - 1
+        done = pos.step - self.first_step
+        if done == WARMUP_STEPS:  # compilation and autotuning are behind: start timing
+            start = self._account(pos, meter, start)
+            z.start(pos.step)
+        elif done > WARMUP_STEPS and z.probe_done_at(pos.step, clock() - start):
+            start = self._account(pos, meter, start)
+            self._refit(pos)
+        return start
+
+    def _refit(self, pos: Position) -> None:
+        """Fit the run's length to the budget's time left (at the probe and at checkpoints)."""
+        s, z = self.s, self.sizer
+        z.measure(pos.step)
+        s.total_steps = distributed.min_int(z.fit(pos.step), s.world, s.device)
+        s.epochs = math.ceil(s.total_steps / s.steps_per_epoch)
+        self.display.total_epochs = s.epochs
 
     def _show(self, pos: Position, meter: EpochMeter, start: float) -> None:
         if self.display.quiet:
             return
         loss, acc, n = meter.read()  # host-device sync, once a second on a terminal at most
-        elapsed = meter.seconds + time.perf_counter() - start
+        elapsed = meter.seconds + clock() - start
         lr = self.s.optimizer.param_groups[0]["lr"]
         self.display.update(pos.batch, loss, acc, lr, n / elapsed if elapsed else 0.0)
 
@@ -274,7 +316,11 @@ class Trainer:
         val = None
         _sync_norms(s)
         if s.val_loader is not None:
+            began = clock()
             val = _evaluate(s, s.val_loader)
+            if self.sizer is not None:  # what each evaluation still to come will cost
+                passes = len(s.val_loader.labels) * (2 if s.config.tta else 1)
+                self.sizer.eval_s_per_image = (clock() - began) / passes
         row = _epoch_row(s, pos, meter, val)
         self.display.end_epoch(row)
         if s.world.is_main:
@@ -293,14 +339,26 @@ class Trainer:
         self._save(pos, EpochMeter(s.device), best=improved)
 
     def _save(self, pos: Position, meter: EpochMeter, best: bool = False) -> None:
+        if self.sizer is not None:
+            if self.sizer.sized:
+                self._refit(pos)
+            pos.budget_spent_s = self.sizer.budget.spent()
         _sync_norms(self.s)
         if not self.s.world.is_main:  # one writer; every rank holds the same state
             return
+        began = clock()
         state = _checkpoint_state(self.s, pos, meter)
         save_checkpoint(self.run.last, state)
         if best:
             save_checkpoint(self.run.best, state)
-        self.saved_at = time.perf_counter()
+        self.saved_at = clock()
+        if self.sizer is not None:
+            self.sizer.save_s = max(self.sizer.save_s, self.saved_at - began)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _sync_norms(s: Setup) -> None:
@@ -335,10 +393,27 @@ def _header(s: Setup, pos: Position) -> str:
         f"{len(s.train_loader.labels):,} train / {val:,} val / {len(d.test):,} test images; "
         f"{s.device.type}, {c.precision}; {s.steps_per_epoch} steps of {c.batch_size} per epoch, "
         f"{s.epochs} epochs, {s.total_steps:,} steps, {where}"
+        + (
+            f"; time budget {c.time_budget:g} s: the length is sized to it after a probe"
+            if c.time_budget
+            else ""
+        )
     )
 
 
-def _finish(s: Setup, run: RunDir, pos: Position, display: ProgressDisplay) -> TrainResult:
+def _stopped_by(s: Setup, pos: Position, sizer: Sizer | None) -> str:
+    """What ended the run: its epochs, its max_steps, or its time budget."""
+    epochs, total = length(s.config, s.steps_per_epoch)
+    if sizer is not None and pos.step < total:
+        return "time budget"
+    if s.config.max_steps and (not s.config.epochs or total == s.config.max_steps):
+        return "max_steps"
+    return "epochs"
+
+
+def _finish(
+    s: Setup, run: RunDir, pos: Position, display: ProgressDisplay, sizer: Sizer | None
+) -> TrainResult:
     _sync_norms(s)
     test = _evaluate(s, s.test_loader)
     final = s.ema.module if s.ema is not None else s.model
@@ -362,16 +437,40 @@ def _finish(s: Setup, run: RunDir, pos: Position, display: ProgressDisplay) -> T
         "images_per_s": rows[-1]["images_per_s"] if rows else None,
         "device": str(s.device),
         "torch": torch.__version__,
+        "stopped_by": _stopped_by(s, pos, sizer),
     }
+    if sizer is not None:  # the whole command up to here; writing this file is all that is left
+        summary.update(time_budget_s=s.config.time_budget, budget_spent_s=sizer.budget.spent())
     run.write_summary(summary)
+    budget = (
+        f", stopped by the time budget ({summary['budget_spent_s']:.1f} s of "
+        f"{s.config.time_budget:g} s spent)"
+        if sizer is not None
+        else ""
+    )
     display.message(
         f"test accuracy {100 * test.top1:.2f}% (top-5 {100 * test.top5:.2f}%, "
-        f"loss {test.loss:.4f}) after {pos.step} steps; run directory: {run.path}"
+        f"loss {test.loss:.4f}) after {pos.step} steps{budget}; run directory: {run.path}"
     )
     return TrainResult(run.path, summary, final)
 
 
-def _run(s: Setup, run: RunDir, pos: Position, meter_state, live, quiet, should_stop):
+def _sizer(s: Setup, pos: Position, started: float) -> Sizer | None:
+    c = s.config
+    if not c.time_budget:
+        return None
+    return Sizer(
+        Budget(c.time_budget, started, pos.budget_spent_s),
+        steps_per_epoch=s.steps_per_epoch,
+        batch_size=c.batch_size,
+        cap=length(c, s.steps_per_epoch)[1],
+        val_images=len(s.val_loader.labels) if s.val_loader is not None else 0,
+        test_images=len(s.test_loader.labels),
+        tta=c.tta,
+    )
+
+
+def _run(s: Setup, run: RunDir, pos: Position, meter_state, live, quiet, should_stop, started):
     main = s.world.is_main
     # Other ranks stay silent; with several ranks the bar would need a collective per refresh.
     display = ProgressDisplay(
@@ -382,9 +481,10 @@ def _run(s: Setup, run: RunDir, pos: Position, meter_state, live, quiet, should_
     )
     display.header(_header(s, pos))
     writer = _tensorboard(run) if main and s.config.tensorboard else None
+    sizer = _sizer(s, pos, started)
     try:
-        pos = Trainer(s, run, display, should_stop, writer).fit(pos, meter_state)
-        return _finish(s, run, pos, display)
+        pos = Trainer(s, run, display, should_stop, writer, sizer).fit(pos, meter_state)
+        return _finish(s, run, pos, display, sizer)
     finally:
         if writer is not None:
             writer.close()
@@ -399,8 +499,11 @@ def fit(
     live: bool | None = None,
     quiet: bool = False,
     should_stop: Callable[[int], bool] | None = None,
+    started: float | None = None,
 ) -> TrainResult:
-    """Train from scratch into the run directory `out`."""
+    """Train from scratch into the run directory `out`. A --time-budget counts from `started`
+    (a `reslab.train.budget.clock()` reading; default: now)."""
+    started = clock() if started is None else started
     config.validate()
     world = distributed.from_env()
     if world.is_main:
@@ -410,7 +513,7 @@ def fit(
     run = RunDir.create(out, force) if world.is_main else RunDir(out)
     if world.is_main:
         run.write_config(config.to_dict())
-    return _run(s, run, Position(), None, live, quiet, should_stop)
+    return _run(s, run, Position(), None, live, quiet, should_stop, started)
 
 
 def resume(
@@ -420,12 +523,14 @@ def resume(
     live: bool | None = None,
     quiet: bool = False,
     should_stop: Callable[[int], bool] | None = None,
+    started: float | None = None,
 ) -> TrainResult:
     """Continue the run in `out` from its last checkpoint, exactly where it stopped.
 
     A run killed before its first checkpoint starts over from step 0 with its own config (so a
     job script may always resume, as on preemptible machines); a finished run is left as it is
     (`TrainResult.finished_before` is True), unless new `epochs` or `max_steps` extend it."""
+    started = clock() if started is None else started
     run = RunDir.open(out)
     overrides = dict(overrides or {})
     fixed = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
@@ -439,7 +544,15 @@ def resume(
     if not run.last.is_file():
         log.info(f"note: {run.path} has no checkpoint yet; starting its run over from step 0")
         config = saved_config(read_toml(run.config), overrides)
-        return fit(config, run.path, force=True, live=live, quiet=quiet, should_stop=should_stop)
+        return fit(
+            config,
+            run.path,
+            force=True,
+            live=live,
+            quiet=quiet,
+            should_stop=should_stop,
+            started=started,
+        )
     state = load_checkpoint(run.last)
     config = saved_config(state["config"], overrides)
     seed_everything(config.seed, config.deterministic)
@@ -448,7 +561,7 @@ def resume(
     if s.world.is_main:
         run.truncate_metrics(pos.epoch)
         run.write_config(config.to_dict())
-    return _run(s, run, pos, meter_state, live, quiet, should_stop)
+    return _run(s, run, pos, meter_state, live, quiet, should_stop, started)
 
 
 def _finished_before(run: RunDir) -> TrainResult:
@@ -462,13 +575,18 @@ def _finished_before(run: RunDir) -> TrainResult:
 
 
 def fit_restartable(
-    config: TrainConfig, out: str | Path, *, force: bool = False, quiet: bool = False
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    force: bool = False,
+    quiet: bool = False,
+    started: float | None = None,
 ) -> TrainResult:
     """`fit`, as `reslab train` runs it: safe under `torchrun --max-restarts`. A worker that
     torchrun started again continues the run from its last checkpoint (the checkpoint's config
     is the one this command gave), or starts it over when it failed before the first one."""
     if distributed.restarted():
         if RunDir(out).last.is_file():
-            return resume(out, quiet=quiet)
+            return resume(out, quiet=quiet, started=started)
         force = True
-    return fit(config, out, force=force, quiet=quiet)
+    return fit(config, out, force=force, quiet=quiet, started=started)

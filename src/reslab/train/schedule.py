@@ -37,23 +37,27 @@ SCHEDULES: dict[str, Callable[[TrainConfig], Factor]] = {
 
 
 def lr_factor(
-    config: TrainConfig, total_steps: int, steps_per_epoch: int
+    config: TrainConfig, total_steps: int | Callable[[], int], steps_per_epoch: int
 ) -> Callable[[int], float]:
-    """The lr multiplier at each step: linear warmup, then the schedule's shape."""
+    """The lr multiplier at each step: linear warmup, then the schedule's shape. `total_steps`
+    may be a function, read at every step: a run sized to a time budget changes its length."""
     warmup = round(config.warmup_epochs * steps_per_epoch)
     shape = SCHEDULES[config.schedule](config)
-    span = max(1, total_steps - warmup)
+    total = total_steps if callable(total_steps) else lambda: total_steps
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return shape((step - warmup) / span)
+        return shape((step - warmup) / max(1, total() - warmup))
 
     return factor
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int, steps_per_epoch: int
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    total_steps: int | Callable[[], int],
+    steps_per_epoch: int,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_factor(config, total_steps, steps_per_epoch)

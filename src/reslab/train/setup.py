@@ -31,11 +31,11 @@ class Setup:
     step_model: nn.Module  # what the step calls: the model, or its torch.compile wrapper
     ema: AveragedModel | None
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None  # set by assemble
     scaler: torch.amp.GradScaler
     autocast: object
     loss_fn: nn.Module
-    epochs: int
+    epochs: int  # the run's length; a time budget changes both as it re-sizes the run
     steps_per_epoch: int
     total_steps: int
     world: World = distributed.SINGLE
@@ -114,7 +114,8 @@ def _loaders(config: TrainConfig, data: DataSplits, device, world: World):
     return train, val, test
 
 
-def _length(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
+def length(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """(epochs, total steps) that epochs and max_steps allow: the first limit reached."""
     epochs = config.epochs or math.ceil(config.max_steps / steps_per_epoch)
     total = epochs * steps_per_epoch
     if config.max_steps:
@@ -151,13 +152,13 @@ def assemble(
     step_model = distributed.wrap(model, world, device, config.sync_bn)
     if config.sync_bn:
         model = step_model.module if world.enabled else step_model
-    epochs, total = _length(config, steps_per_epoch)
+    epochs, total = length(config, steps_per_epoch)
     optimizer = build_optimizer(model, config)
     ema = None
     if config.ema:
         # Buffers are averaged too, so the EMA model's BN statistics match its weights.
         ema = EMA(model, config.ema)
-    return Setup(
+    s = Setup(
         config=config,
         device=device,
         model=model,
@@ -165,7 +166,7 @@ def assemble(
         world=world,
         ema=ema,
         optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, config, total, steps_per_epoch),
+        scheduler=None,
         scaler=torch.amp.GradScaler(device.type, enabled=config.precision == "fp16"),
         autocast=autocast(device, config.precision),
         loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
@@ -173,3 +174,6 @@ def assemble(
         steps_per_epoch=steps_per_epoch,
         total_steps=total,
     )
+    # The schedule reads the run's length at every step: a time budget re-sizes it.
+    s.scheduler = build_scheduler(optimizer, config, lambda: s.total_steps, steps_per_epoch)
+    return s

@@ -1,0 +1,134 @@
+"""Training to a time budget: durations, the sizing arithmetic, and whole runs on a fake clock
+on which every training step takes a known time (no timing of the real machine is asserted)."""
+
+import json
+import math
+
+import pytest
+
+from reslab.errors import ConfigError
+from reslab.train import budget as budget_module
+from reslab.train import engine
+from reslab.train.budget import AFTER_S, EVAL_COST, MARGIN, Budget, Sizer, parse_duration
+from tests.conftest import run_cli, tiny_flags
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("2.5m", 150), ("600", 600),
+     (" 1m 30s ", 90), (45, 45), ("10min", 600)],
+)  # fmt: skip
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "ten minutes", "10x", "m", "-5s"])
+def test_bad_durations_name_the_key(text):
+    with pytest.raises(ConfigError, match="time_budget: cannot read"):
+        parse_duration(text)
+
+
+def test_the_sizer_affords_what_is_left_after_the_reserve():
+    b = Budget(100.0, started=0.0)
+    z = Sizer(b, steps_per_epoch=10, batch_size=32, cap=10_000, val_images=0, test_images=0,
+              tta=False)  # fmt: skip
+    z.start(0)
+    z.add_training(10.0)  # 20 steps in 10 s
+    z.measure(20)
+    # At t = 12 s: 88 s left, less the reserve (the report and the margin), at 0.5 s a step.
+    reserve = AFTER_S + MARGIN * 100
+    assert z.fit(20, now=12.0) == 20 + math.floor((88 - reserve) / 0.5)
+    assert z.fit(20, now=99.0) == 20  # nothing left: stop where it is
+    z.cap = 50
+    assert z.fit(20, now=12.0) == 50  # epochs/max_steps end it first
+
+
+class FakeClock:
+    """Each training step advances the clock by `step_s`; nothing else takes time."""
+
+    def __init__(self, step_s):
+        self.now, self.step_s = 0.0, step_s
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    clock = FakeClock(1.0)
+    real_step = engine.train_step
+
+    def step(s, x, y):
+        clock.now += clock.step_s(clock.now) if callable(clock.step_s) else clock.step_s
+        return real_step(s, x, y)
+
+    monkeypatch.setattr(engine, "train_step", step)
+    monkeypatch.setattr(engine, "clock", clock)
+    monkeypatch.setattr(budget_module, "clock", clock)
+    return clock
+
+
+# What 100 fake seconds at 1 s a step afford: the budget less the reserve (the CLI's report, the
+# margin, and the final test pass over the sample's 1,000 images, estimated from the training
+# speed since the fake evaluation takes no time): 89 steps.
+AFFORDED = 100 - AFTER_S - MARGIN * 100 - EVAL_COST * (1.0 / 50) * 1000
+
+
+def _budgeted(tiny_config, seconds=100.0, **overrides):
+    settings = dict(max_steps=None, epochs=1000, time_budget=seconds, val_split=0, batch_size=50,
+                    model="small_cnn")  # fmt: skip
+    return tiny_config(**{**settings, **overrides})
+
+
+def test_a_budgeted_run_fills_its_budget_and_lands_at_the_end_of_its_schedule(
+    tmp_path, tiny_config, fake_clock
+):
+    result = engine.fit(_budgeted(tiny_config, schedule="onecycle"), tmp_path / "r", quiet=True,
+                        started=0.0)  # fmt: skip
+    s = result.summary
+    assert abs(s["steps"] - AFFORDED) <= 2
+    assert s["stopped_by"] == "time budget" and s["time_budget_s"] == 100
+    assert s["budget_spent_s"] <= 100
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").open()]
+    assert rows[-1]["lr"] < 1e-3 * 0.1  # one-cycle ran down to its end, not cut mid-way
+
+
+def test_a_slower_machine_shortens_the_run_and_it_still_ends_in_time(
+    tmp_path, tiny_config, fake_clock
+):
+    fake_clock.step_s = lambda now: 1.0 if now < 40 else 2.0  # the machine slows down at 40 s
+    result = engine.fit(_budgeted(tiny_config, check_every=5), tmp_path / "r", quiet=True,
+                        started=0.0)  # fmt: skip
+    s = result.summary
+    assert s["stopped_by"] == "time budget" and s["budget_spent_s"] <= 100 + 2 * 5
+    assert s["steps"] < AFFORDED - 15  # far fewer than the first speed promised
+
+
+def test_epochs_end_a_budgeted_run_first_when_they_come_first(tmp_path, tiny_config, fake_clock):
+    result = engine.fit(_budgeted(tiny_config, epochs=1), tmp_path / "r", quiet=True,
+                        started=0.0)  # fmt: skip
+    assert result.summary["stopped_by"] == "epochs" and result.summary["steps"] == 80
+
+
+def test_a_resumed_budgeted_run_keeps_the_time_it_had_spent(tmp_path, tiny_config, fake_clock):
+    config = _budgeted(tiny_config, checkpoint_every=0.001)
+    with pytest.raises(engine.StopRequested):
+        engine.fit(config, tmp_path / "r", quiet=True, started=0.0,
+                   should_stop=lambda step: step == 30)  # fmt: skip
+    fake_clock.now = 1000.0  # later, in another process: a new session clock
+    result = engine.resume(tmp_path / "r", quiet=True, started=1000.0)
+    s = result.summary
+    assert s["stopped_by"] == "time budget"
+    assert abs(s["steps"] - AFFORDED) <= 3  # one budget over both sessions
+    assert s["budget_spent_s"] <= 100
+
+
+def test_cli_takes_durations_and_says_what_stopped_the_run(tmp_path, data_dir):
+    out = tmp_path / "run"
+    flags = tiny_flags(max_steps=None, epochs=50, time_budget="25s", model="small_cnn")
+    r = run_cli("train", *flags, "--out", out, data_dir=data_dir)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_by"] == "time budget" and summary["time_budget_s"] == 25
+    assert "time budget 25 s" in r.stdout and "stopped by the time budget" in r.stdout
+    assert "time_budget = 25.0" in (out / "config.toml").read_text()
