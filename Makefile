@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN ?= runs/demo
 LINTED := src tests benchmarks scripts
 
-.PHONY: setup demo test lint smoke-py310 bench clean
+.PHONY: setup demo test lint smoke-py310 clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

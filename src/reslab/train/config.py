@@ -21,7 +21,7 @@ from reslab.errors import ConfigError
 from reslab.models.layers import NORMS, PAD_MODES, SHORTCUTS
 from reslab.train.budget import parse_duration
 from reslab.train.optim import OPTIMIZERS
-from reslab.train.runtime import DEVICES, PRECISIONS
+from reslab.train.runtime import DEVICES, PRECISION_CHOICES
 from reslab.train.schedule import SCHEDULES
 
 try:
@@ -190,7 +190,10 @@ class TrainConfig:
     tta: bool = option(False, "evaluate on the image and its mirror, averaged")
     # -- speed
     precision: str = option(
-        "fp32", "autocast precision (fp16 with a gradient scaler, CUDA only)", choices=PRECISIONS
+        "fp32",
+        "autocast precision (fp16 with a gradient scaler, CUDA only); auto: bf16 on CUDA and on "
+        "CPUs with AVX512-BF16 or AMX, else fp32 (the run's config records the one chosen)",
+        choices=PRECISION_CHOICES,
     )
     channels_last: bool = option(False, "NHWC memory format")
     compile: bool = option(False, "torch.compile the model (eager if compiling fails)")

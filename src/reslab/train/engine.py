@@ -27,7 +27,13 @@ from reslab.train.distributed import World
 from reslab.train.eval_loop import EvalResult, evaluate_batches
 from reslab.train.progress import ProgressDisplay
 from reslab.train.run_dir import RunDir
-from reslab.train.runtime import rng_state, seed_everything, set_rng_state
+from reslab.train.runtime import (
+    resolve_device,
+    resolve_precision,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from reslab.train.setup import Setup, build, build_model, length
 from reslab.train.stop import GracefulStop, StopRequested
 
@@ -505,6 +511,9 @@ def fit(
     (a `reslab.train.budget.clock()` reading; default: now)."""
     started = clock() if started is None else started
     config.validate()
+    # `--precision auto` becomes this machine's choice, recorded so that a resume keeps it.
+    device = resolve_device(config.device)
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision, device))
     world = distributed.from_env()
     if world.is_main:
         RunDir.check(out, force)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -24,6 +25,29 @@ PRECISIONS: dict[str, torch.dtype | None] = {
     "fp16": torch.float16,
 }
 DEVICES = ("auto", "cpu", "cuda")
+# The config's choices: "auto" is resolved per machine before a run starts (resolve_precision).
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast runs
+    faster than fp32 (1.3-2.5x, docs/speed.md); without them it is several times slower."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:  # not Linux: no way to tell, so the safe choice
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto`: bf16 on CUDA (where the GPU supports it) and on CPUs with bf16 instructions,
+    fp32 elsewhere; any other value as it is."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 def resolve_device(name: str) -> torch.device:

@@ -17,7 +17,7 @@ from reslab.train.config import TrainConfig
 from reslab.train.distributed import World
 from reslab.train.ema import EMA
 from reslab.train.optim import build_optimizer
-from reslab.train.runtime import CompiledOrEager, autocast, check_runtime
+from reslab.train.runtime import CompiledOrEager, autocast, check_runtime, resolve_precision
 from reslab.train.schedule import build_scheduler
 
 EVAL_BATCH = 500  # images per evaluation batch: no gradients, so larger than training batches
@@ -146,6 +146,7 @@ def assemble(
 ) -> Setup:
     """The training step's parts around `model`, without data: what `build` puts beside the
     loaders, and what a benchmark on synthetic batches times with `engine.train_step`."""
+    precision = resolve_precision(config.precision, device)
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -167,8 +168,8 @@ def assemble(
         ema=ema,
         optimizer=optimizer,
         scheduler=None,
-        scaler=torch.amp.GradScaler(device.type, enabled=config.precision == "fp16"),
-        autocast=autocast(device, config.precision),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+        autocast=autocast(device, precision),
         loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
