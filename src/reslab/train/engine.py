@@ -305,6 +305,11 @@ class Trainer:
         """Fit the run's length to the budget's time left (at the probe and at checkpoints)."""
         s, z = self.s, self.sizer
         z.measure(pos.step)
+        if pos.step >= s.total_steps:
+            # The run has landed at the end of its schedule (the epoch-end save comes after the
+            # last step): time left over is not turned into more steps, which would raise the
+            # learning rate again.
+            return
         s.total_steps = distributed.min_int(z.fit(pos.step), s.world, s.device)
         s.epochs = math.ceil(s.total_steps / s.steps_per_epoch)
         self.display.total_epochs = s.epochs
