@@ -83,6 +83,14 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def _failure(err: str) -> str:
+    """What torchrun's stderr says about each failure: the lines that name a worker's exit or a
+    native abort (a C++ exception's `what()`), then the end of the log."""
+    keys = ("failed (exitcode", "terminate called", "what()", "Error", "Traceback")
+    said = [line for line in err.splitlines() if any(k in line for k in keys)]
+    return "\n".join(said[-40:]) + "\n--- end of stderr ---\n" + err[-1500:]
+
+
 def test_killed_worker_restarts_from_the_checkpoint(tmp_path, data_dir):
     # One restart only: the restarted ranks must rendezvous at the first try. Before each attempt
     # had a store prefix of its own, they could read the dead attempt's gloo addresses and fail
@@ -127,8 +135,8 @@ def test_killed_worker_restarts_from_the_checkpoint(tmp_path, data_dir):
         proc.kill()
         out, err = proc.communicate()
         pytest.fail(f"the restarted workers hung: {err[-2000:]}")
-    assert proc.returncode == 0, err[-2000:]
-    assert err.count("failed (exitcode") == 1, err[-2000:]  # the kill, and no failure after it
+    assert proc.returncode == 0, _failure(err)
+    assert err.count("failed (exitcode") == 1, _failure(err)  # the kill, and no failure after it
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs"] == 3
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

@@ -60,6 +60,11 @@ def init(world: World, device: torch.device) -> None:
     dist.init_process_group(backend, store=store, rank=rank, world_size=size)
 
 
+def barrier(world: World) -> None:
+    if world.enabled:
+        dist.barrier()
+
+
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

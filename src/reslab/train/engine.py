@@ -495,7 +495,12 @@ def _run(s: Setup, run: RunDir, pos: Position, meter_state, live, quiet, should_
     sizer = _sizer(s, pos, started)
     try:
         pos = Trainer(s, run, display, should_stop, writer, sizer).fit(pos, meter_state)
-        return _finish(s, run, pos, display, sizer)
+        result = _finish(s, run, pos, display, sizer)
+        # Rank 0 writes the run's files after the last collective while the others are done:
+        # meet before closing the connections, or a rank that tears its group down first can
+        # make gloo abort a peer that is still connected (seen once under torchrun restarts).
+        distributed.barrier(s.world)
+        return result
     finally:
         if writer is not None:
             writer.close()
