@@ -104,6 +104,15 @@ def test_a_slower_machine_shortens_the_run_and_it_still_ends_in_time(
     assert s["steps"] < AFFORDED - 15  # far fewer than the first speed promised
 
 
+def test_a_budget_alone_sets_the_length(tmp_path, tiny_config, fake_clock):
+    config = _budgeted(tiny_config, epochs=0, max_steps=0, schedule="onecycle")
+    result = engine.fit(config, tmp_path / "r", quiet=True, started=0.0)
+    s = result.summary
+    assert s["stopped_by"] == "time budget" and abs(s["steps"] - AFFORDED) <= 2
+    with pytest.raises(ConfigError, match="max_steps or time_budget"):
+        tiny_config(max_steps=0, epochs=0).validate()  # no length at all
+
+
 def test_epochs_end_a_budgeted_run_first_when_they_come_first(tmp_path, tiny_config, fake_clock):
     result = engine.fit(_budgeted(tiny_config, epochs=1), tmp_path / "r", quiet=True,
                         started=0.0)  # fmt: skip
@@ -130,5 +139,5 @@ def test_cli_takes_durations_and_says_what_stopped_the_run(tmp_path, data_dir):
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_by"] == "time budget" and summary["time_budget_s"] == 25
-    assert "time budget 25 s" in r.stdout and "stopped by the time budget" in r.stdout
+    assert "time budget 25 s" in r.stdout and "stopped by time budget (" in r.stdout
     assert "time_budget = 25.0" in (out / "config.toml").read_text()

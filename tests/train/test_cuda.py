@@ -37,6 +37,7 @@ DEVICE = "cuda"
 STEPS = 5  # optimizer steps of each training run: inside the first epoch (60 steps of 64)
 TRAIN = tiny_flags(max_steps=STEPS, batch_size=64, device=DEVICE)
 WAIT_S = 300  # per command; a command still running then has hung
+BUDGET_S = 20  # the time-budgeted run's whole command
 
 # The CPU test test_interrupted_and_resumed_run_is_bit_identical (tests/train/test_engine.py)
 # on CUDA, in a process of its own: CUBLAS_WORKSPACE_CONFIG is read when cuBLAS starts, so only a
@@ -167,6 +168,10 @@ def runs(tmp_path_factory, data_dir):
     for precision in PRECISIONS:
         runs.train(precision, "--precision", precision, "--channels-last")
     runs.train("sync-bn", "--sync-bn", "--nproc", 1)
+    # A budget alone sets the length (no epochs, no max_steps): auto precision, 20 s in all.
+    runs.start("budget", ["-m", "reslab", "train", *tiny_flags(max_steps=0, epochs=0,
+               device=DEVICE, time_budget=BUDGET_S, precision="auto"), "--out",
+               runs.run("budget")])  # fmt: skip
     yield runs
     runs.stop()
 
@@ -332,3 +337,13 @@ def test_compile_on_cuda_compiles_rather_than_falling_back(runs):
     assert "torch.compile failed" not in r.stdout + r.stderr, _tail(r)
     inductor = runs.folder / "inductor"
     assert inductor.is_dir() and any(p.is_file() for p in inductor.rglob("*")), _tail(r)
+
+
+def test_a_time_budget_sizes_a_cuda_run_and_picks_bf16(runs):
+    run, r = runs.run("budget"), runs.result("budget")
+    assert r.returncode == 0, _tail(r)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by"] == "time budget" and summary["precision"] == "bf16", summary
+    assert summary["steps"] > STEPS and summary["budget_spent_s"] <= BUDGET_S * 1.02, summary
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["lr"] < 0.01 * max(row["lr"] for row in rows)  # landed at the schedule's end

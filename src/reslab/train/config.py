@@ -122,7 +122,7 @@ class TrainConfig:
         "passes over the training split",
         check=Check(
             lambda v: 0 <= v <= 10**6,
-            "an integer in [1, 1e6], or 0 to let max_steps set the length",
+            "an integer in [1, 1e6], or 0 to let max_steps (or a time budget) set the length",
         ),
     )
     max_steps: int = option(
@@ -137,7 +137,7 @@ class TrainConfig:
         "wall time for the whole command (90s, 10m, 1h30m or seconds): the run sizes itself and "
         "lands at the end of its schedule within it; with epochs/max_steps, the first to end; "
         "0 = off",
-        check=Check(lambda v: 0 <= v <= 10**7, "a duration of at most 1e7 s, 0 = off"),
+        check=Check(lambda v: 0 <= v <= 10**7, "a duration of at most 1e7 s"),
         parse=parse_duration,
     )
     batch_size: int = option(
@@ -241,10 +241,10 @@ class TrainConfig:
             if check is not None:
                 _check(check.ok(value), f.name, value, check.expected)
         _check(
-            self.epochs > 0 or self.max_steps > 0,
+            self.epochs > 0 or self.max_steps > 0 or self.time_budget > 0,
             "epochs",
             self.epochs,
-            "an integer >= 1, or set max_steps",
+            "an integer >= 1, or set max_steps or time_budget",
         )
         _check(
             all(0 < m < 1 for m in self.milestones) and self.milestones == sorted(self.milestones),

@@ -34,7 +34,7 @@ from reslab.train.runtime import (
     seed_everything,
     set_rng_state,
 )
-from reslab.train.setup import Setup, build, build_model, length
+from reslab.train.setup import UNBOUNDED_STEPS, Setup, build, build_model, length
 from reslab.train.stop import GracefulStop, StopRequested
 
 log = logging.getLogger("reslab.train")
@@ -403,7 +403,12 @@ def _header(s: Setup, pos: Position) -> str:
         f"{c.model} ({count_params(s.model):,} params, norm {c.norm}) on {d.name}: "
         f"{len(s.train_loader.labels):,} train / {val:,} val / {len(d.test):,} test images; "
         f"{s.device.type}, {c.precision}; {s.steps_per_epoch} steps of {c.batch_size} per epoch, "
-        f"{s.epochs} epochs, {s.total_steps:,} steps, {where}"
+        + (
+            "as many as the budget affords"
+            if s.total_steps >= UNBOUNDED_STEPS
+            else f"{s.epochs} epochs, {s.total_steps:,} steps"
+        )
+        + f", {where}"
         + (
             f"; time budget {c.time_budget:g} s: the length is sized to it after a probe"
             if c.time_budget
@@ -448,14 +453,15 @@ def _finish(
         "images_per_s": rows[-1]["images_per_s"] if rows else None,
         "device": str(s.device),
         "torch": torch.__version__,
+        "precision": s.config.precision,
         "stopped_by": _stopped_by(s, pos, sizer),
     }
     if sizer is not None:  # the whole command up to here; writing this file is all that is left
         summary.update(time_budget_s=s.config.time_budget, budget_spent_s=sizer.budget.spent())
     run.write_summary(summary)
     budget = (
-        f", stopped by the time budget ({summary['budget_spent_s']:.1f} s of "
-        f"{s.config.time_budget:g} s spent)"
+        f", stopped by {summary['stopped_by']} ({summary['budget_spent_s']:.1f} s of the "
+        f"{s.config.time_budget:g} s budget spent)"
         if sizer is not None
         else ""
     )

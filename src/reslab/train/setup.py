@@ -114,12 +114,17 @@ def _loaders(config: TrainConfig, data: DataSplits, device, world: World):
     return train, val, test
 
 
+UNBOUNDED_STEPS = 10**9  # a time budget alone: the length is the budget's to size
+
+
 def length(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
-    """(epochs, total steps) that epochs and max_steps allow: the first limit reached."""
-    epochs = config.epochs or math.ceil(config.max_steps / steps_per_epoch)
+    """(epochs, total steps) that epochs and max_steps allow: the first limit reached. With
+    neither (a time budget sets the length) the cap is UNBOUNDED_STEPS."""
+    max_steps = config.max_steps or (0 if config.epochs else UNBOUNDED_STEPS)
+    epochs = config.epochs or math.ceil(max_steps / steps_per_epoch)
     total = epochs * steps_per_epoch
-    if config.max_steps:
-        total = min(total, config.max_steps)
+    if max_steps:
+        total = min(total, max_steps)
     return epochs, total
 
 
