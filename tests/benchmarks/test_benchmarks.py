@@ -62,17 +62,27 @@ def test_bench_loader_writes_both_pipelines(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_bench_time_budget_trains_and_reports(tmp_path, data_dir):
-    path = tmp_path / "budget.json"
+def test_bench_time_budget_runs_the_cli_and_the_baseline(tmp_path, data_dir):
+    path, figure = tmp_path / "budget.json", tmp_path / "curve.png"
     run_script(
         "bench_time_budget.py",
-        *("--budget-s", 20, "--batch-size", 64, "--json", path),
+        *("--budgets", "25s", "--cold", "25s", "--baseline-model", "resnet20"),
+        *("--out", tmp_path / "runs", "--plot", figure, "--json", path),
+        *("--", "--val-split", 500),
         tmp_path=tmp_path,
         data_dir=data_dir,
     )
     result = json.loads(path.read_text())
-    assert result["epochs"] >= 1 and 0 <= result["test_acc"] <= 1
-    assert result["train_time_s"] > 0
+    warm, cold = result["reslab"]
+    assert (warm["cache"], cold["cache"]) == ("warm", "cold")
+    for r in (warm, cold):
+        assert r["stopped_by"] == "time budget" and r["precision"] == "fp32"
+        assert r["wall_s"] > 0 and 0.1 < r["test_acc"] <= 1 and r["val_acc"]
+        assert r["command"].startswith("reslab train --time-budget 25 --recipe cpu-budget")
+    (base,) = result["baseline"]
+    assert base["model"] == "resnet20" and base["train_wall_s"] >= 25 and base["steps"] > 0
+    assert result["error_ratio"]["25"] == round((1 - warm["test_acc"]) / (1 - base["test_acc"]), 3)
+    assert figure.stat().st_size > 1000
 
 
 def _run(test_acc: float, epoch_times: list[float], command_s: float = 30.0) -> dict:

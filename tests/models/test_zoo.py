@@ -25,6 +25,9 @@ PARAMS = {
     "small_cnn_relu_bn": 694_282,
     # stem 432+32; stages of two basic blocks at 16/32/64 with two 1x1 projections; fc 650
     "small_resnet": 175_258,
+    # stem 432+32; conv 16->32 4,608+64 and a residual pair 2*(9,216+64); conv 32->64
+    # 18,432+128; conv 64->128 73,728+256 and a residual pair 2*(147,456+256); fc 1,280
+    "resnet9_w16": 412_944,
 }
 # Every norm choice of the small networks, exactly (GroupNorm has no 1-d form: the hidden layer
 # of the CNN then has a bias and no norm).

@@ -119,6 +119,34 @@ RECIPES: dict[str, Recipe] = {
                 val_split=0,
             ),
         ),
+        Recipe(
+            "cpu-budget",
+            "reslab's recipe for a wall-clock budget on a CPU (default 10 minutes; docs/speed.md "
+            "gives what each choice measured): resnet9_w16, the fast records' ResNet-9 at a "
+            "quarter of the width, with their Nesterov, one-cycle lr and flip test-time "
+            "augmentation, in fp32 so that it holds on any CPU; the run sizes itself to "
+            "--time-budget",
+            dict(
+                model="resnet9_w16",
+                dataset="cifar10",
+                optimizer="nesterov",
+                lr=0.4,
+                momentum=0.9,
+                weight_decay=5e-4,
+                no_decay_norm_bias=True,
+                batch_size=256,
+                schedule="onecycle",
+                epochs=0,
+                max_steps=0,
+                time_budget=600.0,
+                label_smoothing=0.1,
+                ema=0.0,
+                tta=True,
+                channels_last=True,
+                precision="fp32",
+                val_split=2000,
+            ),
+        ),
     )
 }
 
