@@ -371,7 +371,9 @@ def _add_experiment(sub) -> None:
     )
     p.add_argument("--dataset", help="data set instead of the budget's")
     p.add_argument("--data-dir", default="", help="where that data set lives")
-    p.add_argument("--seeds", type=int, default=1, help="repeats of each run (mean ± std)")
+    p.add_argument(
+        "--seeds", type=int, help="repeats of each run (mean ± std); default: the budget's"
+    )
     p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
     p.add_argument(
         "--parallel",
@@ -398,7 +400,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     for s in report.sections:
-        print(f"{s.title}: {s.verdict}")
+        if s.verdict:
+            print(f"{s.title}: {s.verdict}")
     print(f"wrote {report.markdown} and {report.html}")
     return 0
 

@@ -1,5 +1,6 @@
 """The experiment runner: ordinary run directories, skipping finished runs, recording divergence."""
 
+import importlib
 import json
 
 import pytest
@@ -121,3 +122,80 @@ def test_the_report_says_which_data_a_budget_ran_on():
     other = budget_text(quick, "fashion-mnist")
     assert "run here on `fashion-mnist` instead of its own data set `cifar10-sample`" in other
     assert "5 epochs per run" in other and "its data and its time do not" in other
+
+
+def test_the_hour_budget_sizes_each_experiment_on_its_own():
+    from reslab.experiments import BUDGETS
+    from reslab.experiments.runner import run_config
+
+    hour = BUDGETS["hour"]
+    degradation = EXPERIMENTS["degradation"].grid(hour)
+    assert {s.overrides["model"] for s in degradation} == {
+        "plain20_w8",
+        "plain56_w8",
+        "resnet20_w8",
+        "resnet56_w8",
+    }
+    assert all("epochs" not in s.overrides for s in degradation)  # the budget's 5
+    batchnorm = EXPERIMENTS["batchnorm"].grid(hour)
+    assert {s.overrides["model"] for s in batchnorm} == {"small_cnn", "small_cnn_relu_bn"}
+    config = run_config(batchnorm[-1], 1, hour, "cifar10")
+    assert (config.epochs, config.seed, config.warmup_epochs, config.schedule) == (
+        7,
+        1,
+        1,
+        "cosine",
+    )
+    # --model still wins over the budget's network; other budgets keep the experiment's own
+    assert EXPERIMENTS["batchnorm"].network(hour, "resnet20") == "resnet20"
+    assert EXPERIMENTS["batchnorm"].network(BUDGETS["quick"]) == "resnet20"
+    assert {s.overrides["model"] for s in EXPERIMENTS["degradation"].grid(BUDGETS["quick"])} == {
+        f"{kind}{d}" for kind in ("plain", "resnet") for d in (20, 32, 44, 56)
+    }
+    placement = EXPERIMENTS["placement"].grid(hour)
+    assert {run_config(s, 0, hour, "cifar10").epochs for s in placement} == {6}
+
+
+def test_seeds_default_to_the_budgets(monkeypatch):
+    conduct_module = importlib.import_module("reslab.experiments.conduct")  # not the function
+    asked = []
+
+    def stop(experiment, budget, out, dataset, seeds, **kwargs):
+        asked.append(seeds)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(conduct_module, "run_experiment", stop)
+    for budget, seeds, expected in (("hour", None, 2), ("quick", None, 1), ("hour", 3, 3)):
+        with pytest.raises(KeyboardInterrupt):
+            conduct_module.conduct("degradation", budget, seeds=seeds, log=lambda m: None)
+        assert asked.pop() == expected
+    with pytest.raises(UserError, match="--seeds must be >= 1"):
+        conduct_module.conduct("degradation", "hour", seeds=0)
+
+
+def test_a_folder_stands_for_the_budgets_own_data_set():
+    from reslab.experiments import BUDGETS
+    from reslab.experiments.conduct import budget_text
+
+    text = budget_text(BUDGETS["hour"], "folder:/data/cifar10", "batchnorm")
+    assert "Data set `cifar10`, read from `folder:/data/cifar10`; 7 epochs per run" in text
+    assert "5 epochs per run" in budget_text(BUDGETS["hour"], None, "degradation")
+
+
+def test_the_command_runs_a_grid_and_reports_every_runs_time(tmp_path, monkeypatch, capsys):
+    from reslab.cli import main
+    from reslab.experiments import BUDGETS
+
+    tiny = Budget("tiny", "cifar10-sample", 1, TINY.overrides, (20,), 0.2, "a few steps", seeds=2)
+    monkeypatch.setitem(BUDGETS, "tiny", tiny)
+    argv = ["experiment", "degradation", "--budget", "tiny", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("Deeper plain nets train worse: ") for line in lines)
+    assert not any(line.startswith("Runs:") for line in lines)  # a table, not a verdict
+    report = (tmp_path / "report.md").read_text()
+    runs = report[report.index("## Runs") :]
+    assert "4 runs, " in runs and "h of training in all" in runs
+    for name in ("plain20-s0", "plain20-s1", "resnet20-s0", "resnet20-s1"):  # the budget's seeds
+        assert f"| {name} | done | 3 |" in runs
+    assert "**Verdict: .**" not in report

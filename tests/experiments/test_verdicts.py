@@ -33,16 +33,16 @@ def _record(name, accs, step=27, losses=None, lrs=None):
     return RunRecord(Path(name), {"dataset": "cifar10-sample"}, rows, {"test_acc": accs[-1]})
 
 
-def _results(exp, curves, tmp_path, seeds=1):
-    """Runs of exp's quick grid; curves(group) or curves(group, seed) -> (accuracies, status)
-    or (accuracies, status, training losses)."""
+def _results(exp, curves, tmp_path, seeds=1, budget="quick"):
+    """Runs of exp's grid at a budget; curves(group) or curves(group, seed) -> (accuracies,
+    status) or (accuracies, status, training losses)."""
     runs = []
-    for spec in exp.grid(BUDGETS["quick"]):
+    for spec in exp.grid(BUDGETS[budget]):
         for seed in range(seeds):
             out = curves(spec.group, seed) if seeds > 1 else curves(spec.group)
             accs, status, losses = (*out, None) if len(out) == 2 else out
             runs.append(RunResult(spec, seed, _record(spec.name, accs, losses=losses), status))
-    return ExperimentResults(exp, BUDGETS["quick"], tmp_path, runs)
+    return ExperimentResults(exp, BUDGETS[budget], tmp_path, runs)
 
 
 def test_batchnorm_supported_when_bn_is_faster_and_survives_high_lr(tmp_path):
@@ -184,6 +184,22 @@ def test_degradation_trend(tmp_path, plain_slope, expected):
 
     plain, res = degradation.analyze(_results(degradation.EXPERIMENT, curves, tmp_path), tmp_path)
     assert plain.verdict == expected and res.verdict == "supported"
+
+
+def test_degradation_on_narrow_nets_says_so(tmp_path):
+    def curves(g, seed):  # annealed runs: plain56 behind by 10 points, resnet56 ahead by 3
+        sign = -1 if g["kind"] == "plain" else 1
+        acc = 0.8 + (sign * (0.1 if sign < 0 else 0.03) if g["depth"] == 56 else 0) + seed / 500
+        return [0.5, 0.7, acc], "done", [1.5, 1.0, 0.9]
+
+    results = _results(degradation.EXPERIMENT, curves, tmp_path, seeds=2, budget="hour")
+    for run in results.runs:  # a cosine schedule run down to nothing: settled
+        for row, lr in zip(run.record.metrics, (0.1, 0.05, 0.001), strict=True):
+            row["lr"] = lr
+    plain, res = degradation.analyze(results, tmp_path)
+    assert plain.verdict == res.verdict == "supported"
+    assert "plain56_w8 vs plain20_w8: 10.0 points higher" in plain.evidence
+    assert "narrow twins (8/16/32 channels" in res.evidence
 
 
 def test_batchnorm_names_missing_values_in_words(tmp_path):

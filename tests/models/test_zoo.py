@@ -28,6 +28,13 @@ PARAMS = {
     # stem 432+32; conv 16->32 4,608+64 and a residual pair 2*(9,216+64); conv 32->64
     # 18,432+128; conv 64->128 73,728+256 and a residual pair 2*(147,456+256); fc 1,280
     "resnet9_w16": 412_944,
+    # stem 216+16; stage 8: 6*(576+16); stage 16: 1,152+32, then 5*(2,304+32); stage 32:
+    # 4,608+64, then 5*(9,216+64); fc 330 (option A adds no parameters)
+    "resnet20_w8": 68_050,
+    "plain20_w8": 68_050,
+    # 9 convs per stage: stage 8 18*(576+16); stage 16 1,184 + 17*2,336; stage 32 4,672 +
+    # 17*9,280
+    "resnet56_w8": 214_546,
 }
 # Every norm choice of the small networks, exactly (GroupNorm has no 1-d form: the hidden layer
 # of the CNN then has a bias and no norm).
@@ -117,7 +124,7 @@ def test_registry_lists_every_family():
         "cifar-wide",
         "small",
     }
-    assert list_models("resnet2*") == ["resnet200", "resnet20", "resnet20_relu_bn"]
+    assert list_models("resnet2*") == ["resnet200", "resnet20", "resnet20_w8", "resnet20_relu_bn"]
 
 
 def test_model_info_carries_reference_errors():

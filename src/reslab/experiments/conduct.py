@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reslab.errors import UserError
-from reslab.experiments.runner import run_experiment
+from reslab.experiments.analysis import final, fmt
+from reslab.experiments.runner import ExperimentResults, run_experiment
 from reslab.experiments.spec import Budget, get_budget
 from reslab.report.experiment import Section, write_experiment_report
 
@@ -26,16 +27,53 @@ def default_out(name: str, budget: str) -> Path:
     return Path(f"runs/experiments/{name}-{budget}")
 
 
-def budget_text(spec: Budget, dataset: str | None) -> str:
+def budget_text(spec: Budget, dataset: str | None, experiment: str = "") -> str:
     """The report's sentence on the budget. Its note describes the budget's own data and time,
-    so a run on another data set says which parts still hold."""
+    so a run on another data set says which parts still hold; a folder is taken to hold the
+    budget's own data set (the usual way to give CIFAR-10 offline), which the report says."""
+    epochs = spec.epochs_of(experiment)
+    if dataset and dataset.startswith("folder:") and spec.dataset != "cifar10-sample":
+        return (
+            f"Budget `{spec.name}`: {spec.note}. Data set `{spec.dataset}`, read from "
+            f"`{dataset}`; {epochs} epochs per run."
+        )
     if dataset and dataset != spec.dataset:
         return (
             f"Budget `{spec.name}` ({spec.note}), run here on `{dataset}` instead of its own "
-            f"data set `{spec.dataset}`: its length, {spec.epochs} epochs per run, and its "
+            f"data set `{spec.dataset}`: its length, {epochs} epochs per run, and its "
             "settings apply; its data and its time do not."
         )
-    return f"Budget `{spec.name}`: {spec.note}. Data set `{spec.dataset}`."
+    return f"Budget `{spec.name}`: {spec.note}. Data set `{spec.dataset}`; {epochs} epochs per run."
+
+
+def runs_section(results: ExperimentResults) -> Section:
+    """What each run cost on the machine that ran it: steps, training time, images per second
+    (the sum and mean over its epochs; evaluation excluded) and where it ended."""
+    rows, total = [], 0.0
+    for r in results.runs:
+        epochs = [m for m in r.record.metrics if m.get("epoch_time_s") is not None]
+        seconds = sum(m["epoch_time_s"] for m in epochs)
+        total += seconds
+        speed = [m["images_per_s"] for m in epochs if m.get("images_per_s")]
+        rows.append(
+            [
+                r.record.name,
+                r.status,
+                str(epochs[-1]["step"] if epochs else 0),
+                f"{seconds:,.0f}",
+                f"{sum(speed) / len(speed):,.0f}" if speed else "-",
+                fmt(final(r.record, "val_acc") or float("nan"), 0.0),
+            ]
+        )
+    return Section(
+        "Runs",
+        "",
+        "",
+        f"{len(rows)} runs, {total / 3600:.2f} h of training in all (the sum of the epoch "
+        "times each run recorded; a run that shared its cores with others took longer).",
+        headers=["run", "status", "steps", "training time (s)", "images/s", "final val acc"],
+        rows=rows,
+    )
 
 
 def conduct(
@@ -43,7 +81,7 @@ def conduct(
     budget: str = "quick",
     out: str | Path | None = None,
     dataset: str | None = None,
-    seeds: int = 1,
+    seeds: int | None = None,
     parallel: int = 1,
     log: Callable[[str], None] = print,
     model: str | None = None,
@@ -53,11 +91,12 @@ def conduct(
 
     if name not in EXPERIMENTS:
         raise UserError(f"experiment: unknown name {name!r}; allowed: {', '.join(EXPERIMENTS)}")
-    if seeds < 1:
-        raise UserError("--seeds must be >= 1")
     if parallel < 1:
         raise UserError("--parallel must be >= 1")
     experiment, spec = EXPERIMENTS[name], get_budget(budget)
+    seeds = spec.seeds if seeds is None else seeds  # the budget's, unless the user says
+    if seeds < 1:
+        raise UserError("--seeds must be >= 1")
     out = Path(out) if out else default_out(name, budget)
     results = run_experiment(
         experiment,
@@ -70,9 +109,9 @@ def conduct(
         model=model,
         data_dir=data_dir,
     )
-    sections = experiment.analyze(results, out)
+    sections = [*experiment.analyze(results, out), runs_section(results)]
     intro = (
-        f"{experiment.summary.format(model=results.model)} {budget_text(spec, dataset)} "
+        f"{experiment.summary.format(model=results.model)} {budget_text(spec, dataset, name)} "
         f"{seeds} seed(s) per "
         "run; run directories under `runs/`. Every verdict below is computed from these runs."
     )

@@ -9,11 +9,22 @@ from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
 
 
+def network(budget: Budget, kind: str, depth: int) -> str:
+    """The network of a grid cell: the paper's width, or the narrow twin the budget asks for."""
+    return f"{kind}{depth}{'_w8' if budget.narrow else ''}"
+
+
 def runs(budget: Budget) -> list[RunSpec]:
     return [
         RunSpec(
-            f"{kind}{d}",
-            dict(model=f"{kind}{d}", optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4),
+            network(budget, kind, d),
+            dict(
+                model=network(budget, kind, d),
+                optimizer="sgd",
+                lr=0.1,
+                momentum=0.9,
+                weight_decay=1e-4,
+            ),
             dict(kind=kind, depth=d),
         )
         for kind in ("plain", "resnet")
@@ -46,15 +57,22 @@ def _section(results, kind, deeper_is_worse, claim, title) -> Section:
         kind=kind, depth=depths[-1]
     )
     verdict, why = unless_untrained(verdict, (progress(r.record, r.spec.name) for r in compared))
-    listing = ", ".join(f"{kind}{d} {fmt(*e)}" for d, (e, _) in zip(depths, errs, strict=True))
+    name = {d: network(results.budget, kind, d) for d in depths}
+    listing = ", ".join(f"{name[d]} {fmt(*e)}" for d, (e, _) in zip(depths, errs, strict=True))
+    narrow = (
+        " The networks are the narrow twins (8/16/32 channels, half the paper's width) at the "
+        "paper's depths: the depth question at a CPU's cost."
+        if results.budget.narrow
+        else ""
+    )
     return Section(
         title,
         claim,
         verdict,
-        f"Final-epoch training error: {listing}. {kind}{depths[-1]} vs {kind}{depths[0]}: "
+        f"Final-epoch training error: {listing}. {name[depths[-1]]} vs {name[depths[0]]}: "
         f"{100 * abs(gap):.1f} points {'higher' if (gap > 0) == deeper_is_worse else 'lower'} "
         f"against a noise level of {100 * noise:.1f} (spread over seeds, 95% sampling noise of "
-        f"{n} training images, 0.5 point).{why}",
+        f"{n} training images, 0.5 point).{narrow}{why}",
         headers=["depth", "training error", "final val acc"],
         rows=[
             [

@@ -174,7 +174,7 @@ def run_experiment(
     network of an experiment that takes one; `data_dir` is where its data set lives."""
     dataset = dataset or budget.dataset
     specs = experiment.grid(budget, model)
-    model = (model or experiment.model) if experiment.model else None
+    model = experiment.network(budget, model)
     if data_dir:  # every run reads the data set from there
         budget = dataclasses.replace(budget, overrides={**budget.overrides, "data_dir": data_dir})
     names = [s.name for s in specs]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reslab.errors import ConfigError
@@ -17,6 +18,17 @@ class Budget:
     depths: tuple[int, ...]  # depths of the degradation experiment
     target_acc: float  # validation accuracy that counts as "reached" for steps-to-target
     note: str
+    seeds: int = 1  # repeats of each run unless the user asks for another number
+    # Per experiment, where the budget sizes it apart from the rest: its length in epochs, and
+    # the network it tests (for the experiments that take one; --model still wins).
+    epochs_for: Mapping[str, int] = field(default_factory=dict)
+    model_for: Mapping[str, str] = field(default_factory=dict)
+    # The depth claims run on the narrow CIFAR nets (half the channels, same depths): the same
+    # question at about 70% of the cost on a CPU.
+    narrow: bool = False
+
+    def epochs_of(self, experiment: str) -> int:
+        return self.epochs_for.get(experiment, self.epochs)
 
 
 BUDGETS = {
@@ -39,6 +51,29 @@ BUDGETS = {
             0.30,
             "the shipped 4k-image sample, 5 epochs per run: about ten minutes on 2 CPU cores; "
             "early training only",
+        ),
+        Budget(
+            "hour",
+            "cifar10",
+            5,
+            dict(
+                batch_size=128,
+                val_split=5000,
+                schedule="cosine",
+                warmup_epochs=1,
+                crop_padding=4,
+                flip=True,
+            ),
+            (20, 56),
+            0.60,
+            "full CIFAR-10 (45k/5k), cosine schedule with one epoch of warmup, 2 seeds; each "
+            "experiment sized to about an hour on 2 CPU cores: degradation on the narrow nets "
+            "(8-16-32 channels) at depths 20 and 56 for 5 epochs, BN and the optimizers on the "
+            "small CNN (7 and 6 epochs), placement on resnet20 for 6 epochs",
+            seeds=2,
+            epochs_for={"batchnorm": 7, "optimizers": 6, "placement": 6},
+            model_for={"batchnorm": "small_cnn", "optimizers": "small_cnn"},
+            narrow=True,
         ),
         Budget(
             "standard",
@@ -86,14 +121,24 @@ class Experiment:
     # name another); None for experiments whose grid is a fixed set of architectures.
     model: str | None = None
 
-    def grid(self, budget: Budget, model: str | None = None) -> list[RunSpec]:
+    def network(self, budget: Budget, model: str | None = None) -> str | None:
+        """The network the grid trains: the user's, else the budget's, else the experiment's
+        own; None for an experiment of fixed architectures."""
         if self.model is None:
             if model is not None:
                 raise ConfigError(
                     f"experiment {self.name} compares fixed architectures and takes no --model"
                 )
-            return self.runs(budget)
-        return self.runs(budget, model or self.model)
+            return None
+        return model or budget.model_for.get(self.name) or self.model
+
+    def grid(self, budget: Budget, model: str | None = None) -> list[RunSpec]:
+        network = self.network(budget, model)
+        specs = self.runs(budget) if network is None else self.runs(budget, network)
+        if self.name not in budget.epochs_for:
+            return specs
+        epochs = {"epochs": budget.epochs_for[self.name]}  # under each run's own keys
+        return [dataclasses.replace(s, overrides={**epochs, **s.overrides}) for s in specs]
 
 
 def get_budget(name: str) -> Budget:

@@ -34,6 +34,10 @@ IMAGENET_RESNETS = {
 # depth -> the paper's CIFAR-10 test error %
 CIFAR_RESNET_ERRORS = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 CIFAR_PLAIN_DEPTHS = (20, 32, 44, 56, 110)
+# The same depths at half the width (8/16/32 channels), plain and residual: depth questions at
+# less cost, e.g. the degradation experiment on a CPU.
+NARROW_DEPTHS = (20, 32, 44, 56)
+NARROW = (8, 16, 32)
 # Pre-activation CIFAR nets (He et al. 2016): name -> (block, n per stage, error %)
 PREACT_RESNETS = {
     "preact_resnet110": (PreActBasicBlock, 18, 6.37),
@@ -45,10 +49,11 @@ WIDE_RESNETS = ((16, 4, None), (28, 10, 4.00))
 
 
 def cifar_arch(depth: int, block: type = BasicBlock, widths=(16, 32, 64)) -> dict:
-    """The CIFAR layout of a 6n+2 network (9n+2 with bottlenecks): n blocks per stage."""
+    """The CIFAR layout of a 6n+2 network (9n+2 with bottlenecks): n blocks per stage, the stem
+    as wide as the first stage."""
     per_block = 9 if block.__name__.endswith("Bottleneck") else 6
     n = (depth - 2) // per_block
-    return dict(block=block, layers=(n, n, n), widths=widths, stem="cifar", stem_width=16)
+    return dict(block=block, layers=(n, n, n), widths=widths, stem="cifar", stem_width=widths[0])
 
 
 def _register_imagenet() -> None:
@@ -104,6 +109,18 @@ def _register_cifar() -> None:
                 shortcut="none",
             )
         )
+    for depth in NARROW_DEPTHS:
+        for kind, family, shortcut in (("resnet", "cifar", "A"), ("plain", "cifar-plain", "none")):
+            register(
+                ModelSpec(
+                    name=f"{kind}{depth}_w{NARROW[0]}",
+                    family=family,
+                    arch=cifar_arch(depth, widths=NARROW),
+                    num_classes=10,
+                    input_size=CIFAR,
+                    shortcut=shortcut,
+                )
+            )
 
 
 def _register_variants() -> None:

@@ -15,7 +15,7 @@ from reslab.report.markdown import markdown_table
 @dataclass
 class Section:
     title: str
-    claim: str
+    claim: str  # empty for a section that only reports, such as the runs' times
     verdict: str  # computed from the data: supported / not supported / inconclusive ...
     evidence: str  # one or two sentences with the numbers behind the verdict
     figures: list[Path] = field(default_factory=list)  # PNGs in the report folder
@@ -36,10 +36,9 @@ def to_markdown(title: str, intro: str, sections: list[Section], root: Path | No
     for s in sections:
         figs = "".join(f"![{s.title}]({_rel(f, root)})\n\n" for f in s.figures)
         table = markdown_table(s.headers, s.rows) + "\n" if s.headers else ""
-        parts.append(
-            f"## {s.title}\n\n**Claim.** {s.claim}\n\n**Verdict: {s.verdict}.** "
-            f"{s.evidence}\n\n{figs}{table}"
-        )
+        claim = f"**Claim.** {s.claim}\n\n" if s.claim else ""
+        verdict = f"**Verdict: {s.verdict}.** " if s.verdict else ""
+        parts.append(f"## {s.title}\n\n{claim}{verdict}{s.evidence}\n\n{figs}{table}")
     return "\n".join(parts)
 
 
@@ -69,10 +68,10 @@ def to_html(title: str, intro: str, sections: list[Section]) -> str:
         f"<style>{style}</style><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"
     ]
     for s in sections:
+        claim = f"<p><b>Claim.</b> {html.escape(s.claim)}</p>" if s.claim else ""
+        verdict = f"<p class='v'>Verdict: {html.escape(s.verdict)}.</p>" if s.verdict else ""
         parts.append(
-            f"<h2>{html.escape(s.title)}</h2><p><b>Claim.</b> {html.escape(s.claim)}</p>"
-            f"<p class='v'>Verdict: {html.escape(s.verdict)}.</p>"
-            f"<p>{html.escape(s.evidence)}</p>"
+            f"<h2>{html.escape(s.title)}</h2>{claim}{verdict}<p>{html.escape(s.evidence)}</p>"
             + "".join(_img(f) for f in s.figures)
             + _html_table(s.headers, s.rows)
         )
