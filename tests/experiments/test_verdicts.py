@@ -124,9 +124,16 @@ def test_degradation_is_not_decided_while_the_nets_still_learn(tmp_path):
         rank = (20, 32, 44, 56).index(g["depth"])
         return [0.3, 0.4, 0.5 - 0.05 * rank], "done", [1.44, 1.2, 1.0]
 
-    plain, res = degradation.analyze(_results(degradation.EXPERIMENT, curves, tmp_path), tmp_path)
+    results = _results(degradation.EXPERIMENT, curves, tmp_path)
+    for run in results.runs:  # ten minutes an epoch
+        for row in run.record.metrics:
+            row["epoch_time_s"] = 600
+    plain, res = degradation.analyze(results, tmp_path)
     assert plain.verdict == res.verdict == UNTRAINED
     assert "still falling 20.0% per epoch" in plain.evidence and "steps" in plain.evidence
+    # what deciding would cost: the two compared runs, 3 epochs of 10 min each
+    assert "Those runs took 1.00 h of training here" in plain.evidence
+    assert "each further epoch of all of them costs about 20 min" in plain.evidence
 
 
 def test_bn_lr_tolerance_waits_for_rates_still_learning_near_chance(tmp_path):

@@ -30,6 +30,8 @@ class Progress:
     train_error: float | None
     fall: float | None  # relative fall of the training loss per epoch over the last WINDOW
     annealed: bool
+    seconds: float = 0.0  # training time, the sum of its epoch times
+    epochs: int = 0
 
     @property
     def settled(self) -> bool:
@@ -57,12 +59,14 @@ def progress(record, name: str = "") -> Progress:
             fall = (before / last) ** (1 / WINDOW) - 1
     lrs = [r["lr"] for r in rows if r.get("lr") is not None]
     annealed = bool(lrs) and lrs[-1] <= ANNEALED * max(lrs)
-    return Progress(name or str(record.path.name), steps, error, fall, annealed)
+    seconds = sum(r.get("epoch_time_s") or 0.0 for r in rows)
+    return Progress(name or str(record.path.name), steps, error, fall, annealed, seconds, len(rows))
 
 
 def unless_untrained(decided: str, runs: Iterable[Progress]) -> tuple[str, str]:
     """A verdict on final numbers stands only when every run it compares has settled; else it
-    is UNTRAINED, with the evidence of the run furthest from settling (empty when it stands)."""
+    is UNTRAINED, with the evidence of the run furthest from settling and what more training of
+    the unsettled runs costs here (empty when it stands)."""
     open_runs = [p for p in runs if not p.settled]
     if not open_runs:
         return decided, ""
@@ -71,7 +75,20 @@ def unless_untrained(decided: str, runs: Iterable[Progress]) -> tuple[str, str]:
         f" Not trained long enough to decide: {len(open_runs)} run(s) still training fast; "
         f"{worst.evidence()} (a run counts as settled when its loss falls by less than "
         f"{100 * FLAT_FALL:.0f}% per epoch, or its learning rate has annealed to "
-        f"{100 * ANNEALED:.0f}% of its peak)."
+        f"{100 * ANNEALED:.0f}% of its peak).{_cost(open_runs)}"
+    )
+
+
+def _cost(runs: list[Progress]) -> str:
+    """What more training of the unsettled runs costs on the machine that ran them."""
+    timed = [p for p in runs if p.seconds > 0 and p.epochs > 0]
+    if not timed:
+        return ""
+    hours = sum(p.seconds for p in timed) / 3600
+    per_epoch = sum(p.seconds / p.epochs for p in timed) / 60
+    return (
+        f" Those runs took {hours:.2f} h of training here; each further epoch of all of them "
+        f"costs about {per_epoch:.0f} min at the speed they ran."
     )
 
 
