@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -386,6 +387,16 @@ def _add_experiment(sub) -> None:
     p.set_defaults(func=_cmd_experiment)
 
 
+def _experiment_command(args: argparse.Namespace) -> str:
+    """The command line that makes the same report, for the report to quote."""
+    words = ["reslab", "experiment", args.name, "--budget", args.budget]
+    for flag in ("model", "dataset", "data_dir", "seeds", "out"):
+        value = getattr(args, flag)
+        if value:
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    return shlex.join(words)
+
+
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from reslab.experiments import conduct
 
@@ -398,6 +409,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         model=args.model,
         data_dir=args.data_dir,
+        command=_experiment_command(args),
     )
     for s in report.sections:
         if s.verdict:

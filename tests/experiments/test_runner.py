@@ -199,3 +199,4 @@ def test_the_command_runs_a_grid_and_reports_every_runs_time(tmp_path, monkeypat
     for name in ("plain20-s0", "plain20-s1", "resnet20-s0", "resnet20-s1"):  # the budget's seeds
         assert f"| {name} | done | 3 |" in runs
     assert "**Verdict: .**" not in report
+    assert f"Made by `reslab experiment degradation --budget tiny --out {tmp_path}`." in report

@@ -55,6 +55,7 @@ def runs_section(results: ExperimentResults) -> Section:
         seconds = sum(m["epoch_time_s"] for m in epochs)
         total += seconds
         speed = [m["images_per_s"] for m in epochs if m.get("images_per_s")]
+        acc = final(r.record, "val_acc")
         rows.append(
             [
                 r.record.name,
@@ -62,7 +63,7 @@ def runs_section(results: ExperimentResults) -> Section:
                 str(epochs[-1]["step"] if epochs else 0),
                 f"{seconds:,.0f}",
                 f"{sum(speed) / len(speed):,.0f}" if speed else "-",
-                fmt(final(r.record, "val_acc") or float("nan"), 0.0),
+                fmt(float("nan") if acc is None else acc, 0.0),
             ]
         )
     return Section(
@@ -86,6 +87,7 @@ def conduct(
     log: Callable[[str], None] = print,
     model: str | None = None,
     data_dir: str = "",
+    command: str = "",
 ) -> ExperimentReport:
     from reslab.experiments import EXPERIMENTS
 
@@ -115,5 +117,7 @@ def conduct(
         f"{seeds} seed(s) per "
         "run; run directories under `runs/`. Every verdict below is computed from these runs."
     )
+    if command:
+        intro += f" Made by `{command}`."
     path = write_experiment_report(out, experiment.title, intro, sections)
     return ExperimentReport(sections, path, path.with_suffix(".html"))
