@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 
 from reslab.experiments import BUDGETS, batchnorm, degradation, gradients, optimizers
-from reslab.experiments.analysis import UNTRAINED, all_of, progress, unless_untrained, verdict
+from reslab.experiments.analysis import (
+    INCONCLUSIVE,
+    UNTRAINED,
+    all_of,
+    progress,
+    unless_untrained,
+    verdict,
+)
 from reslab.experiments.runner import ExperimentResults, RunResult
 from reslab.report.runs import RunRecord
 
@@ -128,8 +135,8 @@ def test_degradation_is_not_decided_while_the_nets_still_learn(tmp_path):
     for run in results.runs:  # ten minutes an epoch
         for row in run.record.metrics:
             row["epoch_time_s"] = 600
-    plain, res = degradation.analyze(results, tmp_path)
-    assert plain.verdict == res.verdict == UNTRAINED
+    plain, res, removed = degradation.analyze(results, tmp_path)
+    assert plain.verdict == res.verdict == removed.verdict == UNTRAINED
     assert "still falling 20.0% per epoch" in plain.evidence and "steps" in plain.evidence
     # what deciding would cost: the two compared runs, 3 epochs of 10 min each
     assert "Those runs took 1.00 h of training here" in plain.evidence
@@ -189,8 +196,31 @@ def test_degradation_trend(tmp_path, plain_slope, expected):
             return [0.4, 0.5, 0.6 - plain_slope * depth_rank], "done"
         return [0.4, 0.5, 0.6 + 0.02 * depth_rank], "done"
 
-    plain, res = degradation.analyze(_results(degradation.EXPERIMENT, curves, tmp_path), tmp_path)
+    plain, res, removed = degradation.analyze(
+        _results(degradation.EXPERIMENT, curves, tmp_path), tmp_path
+    )
     assert plain.verdict == expected and res.verdict == "supported"
+    # the skips remove a degradation only where the plain nets degrade
+    assert removed.verdict == ("supported" if expected == "supported" else INCONCLUSIVE)
+
+
+@pytest.mark.parametrize(
+    ("resnet_drop", "expected"),
+    [
+        (0.0, "supported"),  # plain56 15 points worse, resnet56 as good as resnet20
+        (0.01, "supported"),  # resnet56 1 point worse: within the 2.1-point noise
+        (0.12, "not supported"),  # the ResNets degrade too
+    ],
+)
+def test_skip_connections_remove_the_degradation(tmp_path, resnet_drop, expected):
+    def curves(g):
+        drop = (0.15 if g["kind"] == "plain" else resnet_drop) if g["depth"] == 56 else 0.0
+        return [0.4, 0.5, 0.7 - drop], "done"
+
+    results = _results(degradation.EXPERIMENT, curves, tmp_path)
+    *_, removed = degradation.analyze(results, tmp_path)
+    assert removed.verdict == expected
+    assert "plain (plain56 - plain20) +15.0 points" in removed.evidence
 
 
 def test_degradation_on_narrow_nets_says_so(tmp_path):
@@ -203,8 +233,8 @@ def test_degradation_on_narrow_nets_says_so(tmp_path):
     for run in results.runs:  # a cosine schedule run down to nothing: settled
         for row, lr in zip(run.record.metrics, (0.1, 0.05, 0.001), strict=True):
             row["lr"] = lr
-    plain, res = degradation.analyze(results, tmp_path)
-    assert plain.verdict == res.verdict == "supported"
+    plain, res, removed = degradation.analyze(results, tmp_path)
+    assert plain.verdict == res.verdict == removed.verdict == "supported"
     assert "plain56_w8 vs plain20_w8: 10.0 points higher" in plain.evidence
     assert "narrow twins (8/16/32 channels" in res.evidence
 

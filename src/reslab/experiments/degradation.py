@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from reslab.experiments.analysis import compare, fmt, mean_std, progress, unless_untrained
+import math
+
+from reslab.experiments.analysis import (
+    INCONCLUSIVE,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    compare,
+    fmt,
+    mean_std,
+    progress,
+    unless_untrained,
+)
 from reslab.experiments.figures import figures_dir
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.curves import plot_metric
@@ -90,6 +101,51 @@ def _section(results, kind, deeper_is_worse, claim, title) -> Section:
     )
 
 
+def _removed(results) -> Section:
+    """The skip connections' part: the plain nets degrade with depth and the ResNets of the same
+    depths do not. Each family's degradation is its deep net's training error minus its shallow
+    net's, with the noise of that gap; the claim needs a plain degradation beyond its noise, a
+    residual one within its noise, and the two apart by more than their combined noise."""
+    depths = results.budget.depths
+    shallow, deep = depths[0], depths[-1]
+    seeds = len(results.select(kind="plain", depth=shallow))
+    gaps = {}
+    for kind in ("plain", "resnet"):
+        (low, n), (high, _) = (
+            _train_error(results, kind, shallow),
+            _train_error(results, kind, deep),
+        )
+        _, gap, noise = compare(high, low, n, seeds, floor=0.005)
+        gaps[kind] = gap, noise
+    (plain, plain_noise), (res, res_noise) = gaps["plain"], gaps["resnet"]
+    apart = math.hypot(plain_noise, res_noise)
+    if any(math.isnan(g) for g in (plain, res)):
+        decided = INCONCLUSIVE
+    elif plain > plain_noise and res > res_noise:
+        decided = NOT_SUPPORTED  # the ResNets degrade too
+    elif plain > plain_noise and res <= res_noise and plain - res > apart:
+        decided = SUPPORTED
+    else:
+        decided = INCONCLUSIVE  # no degradation to remove at this budget, or too close to call
+    compared = [r for kind in ("plain", "resnet") for d in (shallow, deep)
+                for r in results.select(kind=kind, depth=d)]  # fmt: skip
+    decided, why = unless_untrained(decided, (progress(r.record, r.spec.name) for r in compared))
+    names = {k: (network(results.budget, k, shallow), network(results.budget, k, deep))
+             for k in ("plain", "resnet")}  # fmt: skip
+    return Section(
+        "Skip connections remove the degradation",
+        "At the depth where the plain network trains worse than its shallow twin, the ResNet of "
+        "the same depth does not: the degradation is an optimization problem that residual "
+        "learning solves (He et al. 2015, Fig. 6, left against middle).",
+        decided,
+        f"Training error of the deep net minus the shallow one: plain "
+        f"({names['plain'][1]} - {names['plain'][0]}) {100 * plain:+.1f} points against a noise "
+        f"of {100 * plain_noise:.1f}; residual ({names['resnet'][1]} - {names['resnet'][0]}) "
+        f"{100 * res:+.1f} against {100 * res_noise:.1f}; the two differ by "
+        f"{100 * (plain - res):.1f} points against a combined noise of {100 * apart:.1f}.{why}",
+    )
+
+
 def analyze(results, out) -> list[Section]:
     figures = figures_dir(out)
     plain = _section(
@@ -126,7 +182,7 @@ def analyze(results, out) -> list[Section]:
                 title=f"{kind} networks: training error",
             )
         )
-    return [plain, res]
+    return [plain, res, _removed(results)]
 
 
 EXPERIMENT = Experiment(
