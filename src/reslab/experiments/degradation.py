@@ -16,13 +16,14 @@ from reslab.experiments.analysis import (
 )
 from reslab.experiments.figures import figures_dir
 from reslab.experiments.spec import Budget, Experiment, RunSpec
+from reslab.models.zoo import NARROW
 from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
 
 
 def network(budget: Budget, kind: str, depth: int) -> str:
     """The network of a grid cell: the paper's width, or the narrow twin the budget asks for."""
-    return f"{kind}{depth}{'_w8' if budget.narrow else ''}"
+    return f"{kind}{depth}{f'_w{NARROW[0]}' if budget.narrow else ''}"
 
 
 def runs(budget: Budget) -> list[RunSpec]:
@@ -71,8 +72,8 @@ def _section(results, kind, deeper_is_worse, claim, title) -> Section:
     name = {d: network(results.budget, kind, d) for d in depths}
     listing = ", ".join(f"{name[d]} {fmt(*e)}" for d, (e, _) in zip(depths, errs, strict=True))
     narrow = (
-        " The networks are the narrow twins (8/16/32 channels, half the paper's width) at the "
-        "paper's depths: the depth question at a CPU's cost."
+        f" The networks are the narrow twins ({'/'.join(map(str, NARROW))} channels, half the "
+        "paper's width) at the paper's depths: the depth question at a CPU's cost."
         if results.budget.narrow
         else ""
     )
