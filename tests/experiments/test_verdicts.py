@@ -10,9 +10,11 @@ from reslab.experiments.analysis import (
     INCONCLUSIVE,
     UNTRAINED,
     all_of,
+    compare,
     progress,
     unless_untrained,
     verdict,
+    within_noise,
 )
 from reslab.experiments.runner import ExperimentResults, RunResult
 from reslab.report.runs import RunRecord
@@ -107,6 +109,26 @@ def test_scratch_bn_is_judged_against_the_seed_spread_of_torchs_bn(
     section = batchnorm._scratch(results, 0.1)
     assert section.verdict == expected
     assert section.headers[-1] == "noise (points)"
+
+
+@pytest.mark.parametrize(("gap", "expected"), [(0.12, "supported"), (0.16, "not supported")])
+def test_scratch_bn_bound_holds_for_all_rates_together(tmp_path, gap, expected):
+    """Seeds 0.08 apart in every cell (std 0.057): a 12-point gap at one rate of four lies
+    beyond that rate's own 95% bound (1.96 std = 11.1 points) but within the bound set for four
+    rates at once (2.50 std = 14.1 points); 16 points lies beyond both."""
+
+    def curves(g, seed):
+        base = 0.70 + (0.04 if seed else -0.04)
+        if g["norm"] == "batchnorm-scratch" and g["lr"] == 0.1:
+            return [0.5, 0.6, base - gap], "done"
+        return [0.5, 0.6, base], "done"
+
+    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, seeds=2)
+    results.runs[:] = [r for r in results.runs if r.spec.group["norm"] != "none"]
+    section = batchnorm._scratch(results, 0.1)
+    assert section.verdict == expected
+    assert "z = 2.50" in section.evidence and "8 cells of 2 seeds" in section.evidence
+    assert [row[-1] for row in section.rows] == ["14.1"] * 4
 
 
 def test_progress_tells_settled_runs_from_ones_still_learning():
@@ -260,8 +282,8 @@ def test_optimizers_picks_best_lr_on_validation_and_flags_sweep_edges(
         name, lr = g["optimizer"], g["lr"]
         lrs = optimizers.OPTIMIZERS[name][1]
         if name == "sgd-momentum":  # peaks in the middle of its sweep
-            return [0.2, momentum_acc if lr == lrs[1] else 0.3], "done"
-        return [0.2, 0.3 + 0.05 * lrs.index(lr)], "done"  # best at the sweep's top edge
+            return [0.1, 0.2, momentum_acc if lr == lrs[1] else 0.3], "done"
+        return [0.1, 0.2, 0.3 + 0.05 * lrs.index(lr)], "done"  # best at the sweep's top edge
 
     results = _results(optimizers.EXPERIMENT, curves, tmp_path)
     (section,) = optimizers.analyze(results, tmp_path)
@@ -270,6 +292,31 @@ def test_optimizers_picks_best_lr_on_validation_and_flags_sweep_edges(
     assert rows["sgd-momentum"][1] == "0.1" and rows["sgd"][1] == "0.3 (edge)"
     assert "best lr of sgd, nesterov, adam, adamw, rmsprop lies at the edge" in section.evidence
     assert all(f.is_file() for f in section.figures)
+
+
+def test_optimizers_are_not_compared_before_their_runs_settle(tmp_path):
+    def curves(g):  # momentum far ahead, but every loss still falling 20% an epoch
+        accs = [0.3, 0.5, 0.7] if g["optimizer"] == "sgd-momentum" else [0.2, 0.3, 0.4]
+        return accs, "done", [2.0, 1.6, 1.28]
+
+    (section,) = optimizers.analyze(_results(optimizers.EXPERIMENT, curves, tmp_path), tmp_path)
+    assert section.verdict == UNTRAINED
+    assert "Not trained long enough to decide" in section.evidence
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "seeds", "says"),
+    [
+        ((0.700, 0.0), (0.695, 0.0), 2, "below the 1-point floor"),
+        ((0.700, 0.03), (0.680, 0.02), 2, "spread over seeds (3.0 points) exceeds the gap"),
+        ((0.700, 0.0), (0.688, 0.0), 1, "falls below this gap with 3 seeds, about 1.5 h"),
+    ],
+)
+def test_a_gap_within_the_noise_says_what_would_decide_it(a, b, seeds, says):
+    # 1.96 sqrt((0.21 + 0.2147) / 5000) = 1.81 points with one seed: (1.81 / 1.2)^2 = 2.3 -> 3
+    # seeds, 3 times the 0.5 h the runs took.
+    assert compare(a, b, 5000, seeds)[0] == INCONCLUSIVE
+    assert says in within_noise(a, b, 5000, seeds, hours=0.5)
 
 
 @pytest.mark.parametrize(

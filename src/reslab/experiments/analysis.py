@@ -175,6 +175,59 @@ def compare(
     return verdict(a[0], b[0], margin=noise), a[0] - b[0], noise
 
 
+def within_noise(
+    a: tuple[float, float],
+    b: tuple[float, float],
+    n: int,
+    seeds: int,
+    floor: float = 0.01,
+    hours: float = 0.0,
+) -> str:
+    """Why a gap inside the noise (see `compare`) stays undecided, and what, if anything, would
+    decide it: more seeds shrink only the sampling term; the floor and the spread over seeds
+    stay. `hours` is the training time of the runs compared, to price the seeds needed."""
+    gap, spread = abs(a[0] - b[0]), max(a[1], b[1])
+    sampling = binomial_noise(a[0], b[0], n)  # with one seed
+    if math.isnan(gap) or math.isinf(sampling):
+        return ""
+    if gap <= floor:
+        return (
+            f" The gap is below the {100 * floor:g}-point floor under which no difference "
+            "counts: at this length of training the two agree, more seeds cannot turn a gap "
+            "this small into a verdict, and only longer runs could change the gap itself."
+        )
+    if gap <= spread:
+        return (
+            f" The spread over seeds ({100 * spread:.1f} points) exceeds the gap: a change of "
+            "seed moves one result by more than the difference, and more seeds measure that "
+            "spread better without shrinking it."
+        )
+    need = math.ceil((sampling / gap) ** 2)
+    cost = f", about {hours * need / max(1, seeds):.1f} h of training here" if hours > 0 else ""
+    return (
+        f" The sampling noise of {n} images sets the noise; it falls below this gap with "
+        f"{need} seeds{cost}."
+    )
+
+
+def judge(
+    decided: str,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    n: int,
+    seeds: int,
+    compared: list,
+    floor: float = 0.01,
+) -> tuple[str, str]:
+    """A `compare` verdict on final numbers, with why it stands or not: UNTRAINED while a run
+    compared (RunResults) has not settled; for a gap inside the noise, what would decide it."""
+    runs = [progress(r.record, r.spec.name) for r in compared]
+    decided, why = unless_untrained(decided, runs)
+    if decided == INCONCLUSIVE:
+        why += within_noise(a, b, n, seeds, floor, sum(p.seconds for p in runs) / 3600)
+    return decided, why
+
+
 def val_size(results) -> int:
     """Images in the validation split of the experiment's runs."""
     n = results.runs[0].record.config.get("val_split", -1) if results.runs else -1

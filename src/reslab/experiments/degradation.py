@@ -10,6 +10,7 @@ from reslab.experiments.analysis import (
     SUPPORTED,
     compare,
     fmt,
+    judge,
     mean_std,
     progress,
     unless_untrained,
@@ -68,7 +69,7 @@ def _section(results, kind, deeper_is_worse, claim, title) -> Section:
     compared = results.select(kind=kind, depth=depths[0]) + results.select(
         kind=kind, depth=depths[-1]
     )
-    verdict, why = unless_untrained(verdict, (progress(r.record, r.spec.name) for r in compared))
+    verdict, why = judge(verdict, *pair, n, seeds, compared, floor=0.005)
     name = {d: network(results.budget, kind, d) for d in depths}
     listing = ", ".join(f"{name[d]} {fmt(*e)}" for d, (e, _) in zip(depths, errs, strict=True))
     narrow = (

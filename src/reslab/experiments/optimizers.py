@@ -3,7 +3,7 @@ best learning rate from a small sweep."""
 
 from __future__ import annotations
 
-from reslab.experiments.analysis import compare, final, fmt, mean_std, val_size
+from reslab.experiments.analysis import compare, final, fmt, judge, mean_std, val_size
 from reslab.experiments.figures import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.experiment import Section
@@ -70,6 +70,9 @@ def analyze(results, out) -> list[Section]:
     momentum, plain = scores["sgd-momentum"], scores["sgd"]
     seeds = len(results.select(optimizer="sgd", lr=OPTIMIZERS["sgd"][1][0]))
     verdict, gap, noise = compare(momentum, plain, val_size(results), seeds)
+    compared = [r for name in ("sgd-momentum", "sgd")
+                for r in results.select(optimizer=name, lr=best_lr(results, name))]  # fmt: skip
+    verdict, why = judge(verdict, momentum, plain, val_size(results), seeds, compared)
     winner = max(scores, key=lambda k: scores[k][0])
     return [
         Section(
@@ -87,7 +90,8 @@ def analyze(results, out) -> list[Section]:
                 "wider sweep could still raise it."
                 if edges
                 else ""
-            ),
+            )
+            + why,
             figures=[fig],
             headers=["optimizer", "best lr", "val acc", "test acc", "sweep (lr: val acc)"],
             rows=rows,

@@ -6,9 +6,8 @@ from reslab.experiments.analysis import (
     compare,
     final,
     fmt,
+    judge,
     mean_std,
-    progress,
-    unless_untrained,
     val_size,
 )
 from reslab.experiments.figures import figures_dir, val_acc_figure
@@ -39,7 +38,7 @@ def _compare(results, a, b, claim, title) -> Section:
     seeds = len(results.select(variant=a))
     verdict, gap, noise = compare(va, vb, val_size(results), seeds)
     compared = results.select(variant=a) + results.select(variant=b)
-    verdict, why = unless_untrained(verdict, (progress(r.record, r.spec.name) for r in compared))
+    verdict, why = judge(verdict, va, vb, val_size(results), seeds, compared)
     return Section(
         title,
         claim,
