@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from reslab.experiments import BUDGETS, batchnorm, degradation, gradients, optimizers
+from reslab.experiments import (
+    BUDGETS,
+    batchnorm,
+    degradation,
+    gradients,
+    optimizers,
+    placement,
+)
 from reslab.experiments.analysis import (
     INCONCLUSIVE,
     UNTRAINED,
@@ -259,6 +266,25 @@ def test_degradation_on_narrow_nets_says_so(tmp_path):
     assert plain.verdict == res.verdict == removed.verdict == "supported"
     assert "plain56_w8 vs plain20_w8: 10.0 points higher" in plain.evidence
     assert "narrow twins (8/16/32 channels" in res.evidence
+
+
+@pytest.mark.parametrize(
+    ("pre", "expected"),
+    [(0.80, "supported"), (0.795, "supported"), (0.75, "not supported")],
+)
+def test_preactivation_is_judged_at_least_as_well(tmp_path, pre, expected):
+    """Ahead, or behind by less than the noise (about 1 point here), supports "at least as well";
+    only a decided loss refutes it. BN after the ReLU stays an ordinary "better" claim."""
+
+    def curves(g, seed):
+        acc = {"pre-activation": pre, "post-activation": 0.80, "relu-before-bn": 0.80}
+        return [0.5, 0.7, acc[g["variant"]] + (0.002 if seed else -0.002)], "done"
+
+    results = _results(placement.EXPERIMENT, curves, tmp_path, seeds=2, budget="hour")
+    pre_post, relu = placement.analyze(results, tmp_path)
+    assert pre_post.verdict == expected
+    assert "unless pre-activation ends more than the noise below" in pre_post.evidence
+    assert relu.verdict == INCONCLUSIVE and "below the 1-point floor" in relu.evidence
 
 
 def test_batchnorm_names_missing_values_in_words(tmp_path):
