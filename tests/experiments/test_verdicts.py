@@ -379,8 +379,20 @@ def test_a_claim_of_parts_needs_every_part():
     ],
 )
 def test_gradient_explosion_verdict(plain, residual, expected):
-    def init(ratio):  # first/last conv gradient norms giving this ratio
-        return {"init": [{"grad_norm": ratio}, {"grad_norm": 1.0}]}
+    def init(ratio):  # first/last conv gradient norms giving this ratio, and that ratio
+        return {"init": [{"grad_norm": ratio}, {"grad_norm": 1.0}], "ratios": [ratio]}
 
     stats = {("plain", "batchnorm", 56): init(plain), ("resnet", "batchnorm", 56): init(residual)}
     assert gradients._explosion(stats, 56).verdict == expected
+
+
+def test_gradient_verdicts_take_the_geometric_mean_over_initializations():
+    """One initialization of 3 (first/last 5) would leave the claim open; the geometric mean
+    of 5, 50 and 500 (50) decides it, and the evidence gives the range."""
+    stats = {
+        ("plain", "batchnorm", 56): {"init": [], "ratios": [5.0, 50.0, 500.0]},
+        ("resnet", "batchnorm", 56): {"init": [], "ratios": [1.0, 2.0, 0.5]},
+    }
+    section = gradients._explosion(stats, 56)
+    assert section.verdict == "supported"
+    assert "plain with BN 50 (5-500), residual with BN 1 (0.5-2)" in section.evidence

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import torch
 
@@ -20,6 +21,9 @@ DEPTHS = (20, 56)
 STEPS = 50  # "after some steps": short runs at a small lr every variant survives
 VANISH = 0.1  # first-layer / last-layer gradient norm below this counts as vanishing
 TENFOLD = 1.0  # a factor of 10, in log10 units: how far the plain net must be from the residual
+# Initializations measured per network: one draw's ratio moves by up to 6x with the seed (plain56
+# without BN: 0.05-0.31 over five), enough to flip a verdict; their geometric mean decides.
+INIT_SEEDS = 5
 
 
 def _configs():
@@ -55,20 +59,37 @@ def _probe_batch(results):
 
 
 def _stats(results, x, y) -> dict:
-    """(kind, norm, depth) -> {"init": rows, "trained": rows or None}."""
+    """(kind, norm, depth) -> {"init": rows of the first initialization, "ratios": the
+    first/last gradient-norm ratio of each of INIT_SEEDS initializations, "trained": rows or
+    None}."""
     stats = {}
     for r in results.runs:
         if r.seed != 0:
             continue
         g = r.spec.group
-        torch.manual_seed(0)
-        init = create_model(f"{g['kind']}{g['depth']}", norm=g["norm"])
+        inits = []
+        for seed in range(INIT_SEEDS):
+            torch.manual_seed(seed)
+            model = create_model(f"{g['kind']}{g['depth']}", norm=g["norm"])
+            inits.append(layer_statistics(model, x, y))
         after = load(r.record.path).model if r.status == "done" else None
         stats[(g["kind"], g["norm"], g["depth"])] = {
-            "init": layer_statistics(init, x, y),
+            "init": inits[0],
+            "ratios": [gradient_ratio(rows) for rows in inits],
             "trained": layer_statistics(after, x, y) if after is not None else None,
         }
     return stats
+
+
+def _ratio(stats, key) -> float:
+    """The geometric mean of a network's ratios over its initializations."""
+    logs = [_log10(r) for r in stats[key]["ratios"]]
+    return 10 ** statistics.fmean(logs) if logs else float("nan")
+
+
+def _ratio_text(stats, key) -> str:
+    ratios = stats[key]["ratios"]
+    return f"{_ratio(stats, key):.3g} ({min(ratios):.3g}-{max(ratios):.3g})"
 
 
 def _plot(stats, depth, key, when, out, ylabel):
@@ -99,8 +120,8 @@ def _log10(ratio: float) -> float:
 
 
 def _explosion(stats, deep: int) -> Section:
-    plain = gradient_ratio(stats[("plain", "batchnorm", deep)]["init"])
-    residual = gradient_ratio(stats[("resnet", "batchnorm", deep)]["init"])
+    plain_key, residual_key = ("plain", "batchnorm", deep), ("resnet", "batchnorm", deep)
+    plain, residual = _ratio(stats, plain_key), _ratio(stats, residual_key)
     # Explodes: above 1 / VANISH (a plain ratio below it leaves the claim open, never refutes
     # it) and 10x the residual net's; refuted when the plain ratio is below the residual one.
     explodes = all_of(
@@ -113,9 +134,10 @@ def _explosion(stats, deep: int) -> Section:
         "geometrically towards the input (Yang et al. 2019, arXiv:1902.08129); skip connections "
         "tame it.",
         explodes,
-        f"First/last conv gradient-norm ratio at initialization, depth {deep}: plain with BN "
-        f"{plain:.3g}, residual with BN {residual:.3g} ('explode' means above {1 / VANISH:g} "
-        f"and at least 10x the residual net's).",
+        f"First/last conv gradient-norm ratio at initialization, depth {deep}, geometric mean "
+        f"(range) over {INIT_SEEDS} initializations: plain with BN "
+        f"{_ratio_text(stats, plain_key)}, residual with BN {_ratio_text(stats, residual_key)} "
+        f"('explode' means above {1 / VANISH:g} and at least 10x the residual net's).",
     )
 
 
@@ -130,13 +152,13 @@ def analyze(results, out) -> list[Section]:
             [
                 f"{kind}{depth}",
                 norm,
-                f"{gradient_ratio(s['init']):.3g}",
+                _ratio_text(stats, (kind, norm, depth)),
                 "diverged" if after is None else f"{gradient_ratio(after):.3g}",
             ]
         )
     deep = max(DEPTHS)
-    plain = gradient_ratio(stats[("plain", "none", deep)]["init"])
-    residual = gradient_ratio(stats[("resnet", "none", deep)]["init"])
+    plain_key, residual_key = ("plain", "none", deep), ("resnet", "none", deep)
+    plain, residual = _ratio(stats, plain_key), _ratio(stats, residual_key)
     # Vanishes: below VANISH (a ratio above it refutes the claim) and 10x below the residual
     # net's; refuted when the plain ratio is above the residual one.
     vanishes = all_of(
@@ -176,10 +198,17 @@ def analyze(results, out) -> list[Section]:
             "towards the input; skip connections keep it flowing (He et al. 2015; 2016).",
             vanishes,
             f"Ratio of the first conv's gradient norm to the last conv's, at initialization, "
-            f"depth {deep}: plain without BN {plain:.3g}, residual without BN {residual:.3g} "
-            f"('vanishing' means below {VANISH} and at least 10x below the residual net's).",
+            f"depth {deep}, geometric mean (range) over {INIT_SEEDS} initializations: plain "
+            f"without BN {_ratio_text(stats, plain_key)}, residual without BN "
+            f"{_ratio_text(stats, residual_key)} ('vanishing' means below {VANISH} and at least "
+            "10x below the residual net's).",
             figures=figs,
-            headers=["network", "norm", "first/last grad norm at init", f"after {STEPS} steps"],
+            headers=[
+                "network",
+                "norm",
+                f"first/last grad norm at init (geometric mean, range; {INIT_SEEDS} seeds)",
+                f"after {STEPS} steps",
+            ],
             rows=rows,
         ),
     ]
