@@ -94,6 +94,13 @@ def test_batchnorm_not_supported_when_the_data_says_otherwise(tmp_path):
     assert "--seeds 2" in sections[-1].evidence
 
 
+def _scratch_section(curves, tmp_path):
+    """The from-scratch BN's verdict on two seeds of the BN runs that curves(group, seed) gives."""
+    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, seeds=2)
+    results.runs[:] = [r for r in results.runs if r.spec.group["norm"] != "none"]
+    return batchnorm._scratch(results, 0.1)
+
+
 @pytest.mark.parametrize(
     ("scratch_shift", "spread", "expected"),
     [
@@ -111,9 +118,7 @@ def test_scratch_bn_is_judged_against_the_seed_spread_of_torchs_bn(
             return [0.5, 0.7, base - scratch_shift], "done"
         return [0.5, 0.7, base], "done"
 
-    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, seeds=2)
-    results.runs[:] = [r for r in results.runs if r.spec.group["norm"] != "none"]
-    section = batchnorm._scratch(results, 0.1)
+    section = _scratch_section(curves, tmp_path)
     assert section.verdict == expected
     assert section.headers[-1] == "noise (points)"
 
@@ -130,9 +135,7 @@ def test_scratch_bn_bound_holds_for_all_rates_together(tmp_path, gap, expected):
             return [0.5, 0.6, base - gap], "done"
         return [0.5, 0.6, base], "done"
 
-    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, seeds=2)
-    results.runs[:] = [r for r in results.runs if r.spec.group["norm"] != "none"]
-    section = batchnorm._scratch(results, 0.1)
+    section = _scratch_section(curves, tmp_path)
     assert section.verdict == expected
     assert "z = 2.50" in section.evidence and "8 cells of 2 seeds" in section.evidence
     assert [row[-1] for row in section.rows] == ["14.1"] * 4
