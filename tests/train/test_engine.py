@@ -8,7 +8,7 @@ import torch
 from reslab.errors import ConfigError, DivergenceError, UserError
 from reslab.infer import load
 from reslab.train import build_config, fit, resume
-from reslab.train.checkpoint import load_checkpoint
+from reslab.train.checkpoint import load_checkpoint, save_checkpoint
 from reslab.train.stop import StopRequested
 from tests.conftest import tiny_settings
 
@@ -113,6 +113,21 @@ def test_resume_rejects_changed_settings(tmp_path, tiny):
         resume(tmp_path / "elsewhere", quiet=True)
 
 
+def test_resume_on_another_device_type_says_it_is_not_bit_identical(tmp_path, tiny, caplog):
+    fit(tiny(3), tmp_path / "run", quiet=True)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    assert state["device"] == "cpu"
+    with caplog.at_level("INFO", logger="reslab.train"):
+        resume(tmp_path / "run", {"max_steps": 4}, quiet=True)  # written on cpu, resumed on cpu
+    assert "not bit-identical" not in caplog.text
+    save_checkpoint(last, {**load_checkpoint(last), "device": "cuda"})  # as if written on a GPU
+    with caplog.at_level("INFO", logger="reslab.train"):
+        result = resume(tmp_path / "run", {"max_steps": 5}, quiet=True)
+    assert "written on cuda and the run continues on cpu" in caplog.text
+    assert "not bit-identical" in caplog.text and result.summary["steps"] == 5
+
+
 def test_divergence_names_the_step_and_keeps_the_last_checkpoint(tmp_path, tiny):
     config = tiny(200, lr=1e6, schedule="constant", momentum=0.0, epochs=3)
     with pytest.raises(DivergenceError, match=r"at step \d+.*lower learning rate"):
@@ -173,6 +188,14 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path, tiny):
     torch.testing.assert_close(again.model(x), first.model.eval()(x))
     longer = resume(tmp_path / "run", {"epochs": 2}, quiet=True)  # extended, not finished
     assert not longer.finished_before and longer.summary["epochs"] == 2
+
+
+def test_a_run_cut_mid_epoch_by_max_steps_goes_on_with_a_larger_one(tmp_path, tiny):
+    first = fit(tiny(3), tmp_path / "run", quiet=True)  # 3 steps of a 51-step epoch
+    assert first.summary["steps"] == 3
+    more = resume(tmp_path / "run", {"max_steps": 5}, quiet=True)
+    assert not more.finished_before and more.summary["steps"] == 5
+    assert [row["step"] for row in _rows(tmp_path / "run")] == [3, 5]
 
 
 def _raise(error):

@@ -140,6 +140,7 @@ def _checkpoint_state(s: Setup, pos: Position, meter: EpochMeter) -> dict:
         "position": dataclasses.asdict(pos),
         "meter": {"sums": meter.sums.cpu(), "seconds": meter.seconds},
         "length": {"epochs": s.epochs, "total_steps": s.total_steps},
+        "device": s.device.type,
     }
 
 
@@ -158,6 +159,13 @@ def _restore(s: Setup, state: dict) -> tuple[Position, dict]:
         raise CheckpointError(
             f"the checkpoint does not fit this run ({str(e).splitlines()[0]})"
         ) from None
+    saved_on = state.get("device")  # (absent from checkpoints written before it was recorded)
+    if saved_on is not None and saved_on != s.device.type and s.world.is_main:
+        log.info(
+            f"note: the checkpoint was written on {saved_on} and the run continues on "
+            f"{s.device.type}; it picks up where it stopped, but its kernels and random "
+            f"streams differ, so it is not bit-identical to a run that stayed on {saved_on}"
+        )
     return Position(**state["position"]), state["meter"]
 
 
@@ -197,7 +205,9 @@ class Trainer:
     def fit(self, pos: Position, meter_state: dict | None = None) -> Position:
         s = self.s
         with GracefulStop() as stop:
-            while pos.epoch < s.epochs and pos.step < s.total_steps:
+            # Without --epochs the step count alone ends the run: a run cut by --max-steps in
+            # mid-epoch has counted that epoch, and a larger --max-steps on resume goes on.
+            while pos.step < s.total_steps and (pos.epoch < s.epochs or not s.config.epochs):
                 meter = EpochMeter(s.device)
                 if meter_state is not None:
                     meter.sums.copy_(meter_state["sums"])
