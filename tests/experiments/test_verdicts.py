@@ -319,8 +319,33 @@ def test_optimizers_picks_best_lr_on_validation_and_flags_sweep_edges(
     assert section.verdict == expected
     rows = {row[0]: row for row in section.rows}
     assert rows["sgd-momentum"][1] == "0.1" and rows["sgd"][1] == "0.3 (edge)"
-    assert "best lr of sgd, nesterov, adam, adamw, rmsprop lies at the edge" in section.evidence
+    edges = "sgd (top), nesterov (top), adam (top), adamw (top), rmsprop (top)"
+    assert f"best lr of {edges} lies at an edge" in section.evidence
+    # Plain SGD peaks at the top of its sweep and momentum SGD inside it: a wider sweep could
+    # only narrow momentum's lead.
+    assert "only plain SGD could gain (its best lr, 0.3, is the largest tried)" in section.evidence
+    if momentum_acc == 0.60:  # 20 points ahead of every other
+        assert (
+            "Best overall at this budget: sgd-momentum (60.0%), ahead of every other beyond the noise"
+            in section.evidence
+        )
+    else:  # all end at 40%: no ranking
+        assert (
+            "sgd-momentum, nesterov, adam, adamw, rmsprop end within the noise" in section.evidence
+        )
     assert all(f.is_file() for f in section.figures)
+
+
+def test_optimizers_say_when_a_wider_sweep_could_only_widen_momentums_lead(tmp_path):
+    def curves(g):  # momentum SGD best at the top of its sweep, every other in the middle
+        lrs = optimizers.OPTIMIZERS[g["optimizer"]][1]
+        if g["optimizer"] == "sgd-momentum":
+            return [0.1, 0.2, 0.3 + 0.05 * lrs.index(g["lr"])], "done"
+        return [0.1, 0.2, 0.4 if g["lr"] == lrs[1] else 0.3], "done"
+
+    (section,) = optimizers.analyze(_results(optimizers.EXPERIMENT, curves, tmp_path), tmp_path)
+    assert "best lr of sgd-momentum (top) lies at an edge" in section.evidence
+    assert "only momentum SGD could gain: a wider sweep could widen its lead" in section.evidence
 
 
 def test_optimizers_are_not_compared_before_their_runs_settle(tmp_path):

@@ -3,7 +3,15 @@ best learning rate from a small sweep."""
 
 from __future__ import annotations
 
-from reslab.experiments.analysis import compare, final, fmt, judge, mean_std, val_size
+from reslab.experiments.analysis import (
+    SUPPORTED,
+    compare,
+    final,
+    fmt,
+    judge,
+    mean_std,
+    val_size,
+)
 from reslab.experiments.figures import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.experiment import Section
@@ -51,29 +59,29 @@ def best_lr(results, name) -> float:
 
 def analyze(results, out) -> list[Section]:
     figures = figures_dir(out)
-    rows, best_runs, scores, edges = [], [], {}, []
+    rows, best_runs, scores, edges, best = [], [], {}, [], {}
     for name in OPTIMIZERS:
-        lr = best_lr(results, name)
+        lr = best[name] = best_lr(results, name)
         chosen = results.select(optimizer=name, lr=lr)
         best_runs += [r for r in chosen if r.seed == 0]
         val = mean_std(final(r.record, "val_acc") for r in chosen)
         test = mean_std(r.record.summary.get("test_acc") for r in chosen)
         scores[name] = val
         sweep = ", ".join(f"{x:g}: {fmt(*_val(results, name, x))}" for x in OPTIMIZERS[name][1])
-        edge = lr in (OPTIMIZERS[name][1][0], OPTIMIZERS[name][1][-1])
+        edge = _edge(name, lr)
         rows.append([name, f"{lr:g}{' (edge)' if edge else ''}", fmt(*val), fmt(*test), sweep])
         if edge:
-            edges.append(name)
+            edges.append(f"{name} ({edge})")
     fig = val_acc_figure(
         best_runs, figures / "optimizers_val.png", "each optimizer at its best learning rate"
     )
     momentum, plain = scores["sgd-momentum"], scores["sgd"]
     seeds = len(results.select(optimizer="sgd", lr=OPTIMIZERS["sgd"][1][0]))
-    verdict, gap, noise = compare(momentum, plain, val_size(results), seeds)
+    n = val_size(results)
+    verdict, gap, noise = compare(momentum, plain, n, seeds)
     compared = [r for name in ("sgd-momentum", "sgd")
-                for r in results.select(optimizer=name, lr=best_lr(results, name))]  # fmt: skip
-    verdict, why = judge(verdict, momentum, plain, val_size(results), seeds, compared)
-    winner = max(scores, key=lambda k: scores[k][0])
+                for r in results.select(optimizer=name, lr=best[name])]  # fmt: skip
+    verdict, why = judge(verdict, momentum, plain, n, seeds, compared)
     return [
         Section(
             "Momentum speeds up SGD",
@@ -83,20 +91,60 @@ def analyze(results, out) -> list[Section]:
             f"Validation accuracy at the best lr: SGD + momentum {fmt(*momentum)}, plain SGD "
             f"{fmt(*plain)}: a gap of {100 * gap:.1f} points against a noise level of "
             f"{100 * noise:.1f} (spread over seeds, 95% sampling noise of the validation split, "
-            "1 point). "
-            f"Best overall at this budget: {winner}."
-            + (
-                f" The best lr of {', '.join(edges)} lies at the edge of its sweep, so a "
-                "wider sweep could still raise it."
-                if edges
-                else ""
-            )
-            + why,
+            "1 point). " + _ranking(scores, n, seeds) + _edges_text(edges, best) + why,
             figures=[fig],
             headers=["optimizer", "best lr", "val acc", "test acc", "sweep (lr: val acc)"],
             rows=rows,
         )
     ]
+
+
+def _edge(name: str, lr: float) -> str:
+    """ "top" or "bottom" when lr is the largest or smallest of name's sweep, else ""."""
+    lrs = OPTIMIZERS[name][1]
+    return "top" if lr == lrs[-1] else "bottom" if lr == lrs[0] else ""
+
+
+def _ranking(scores: dict, n: int, seeds: int) -> str:
+    """The best optimizer, and which others end within the noise of it (`compare`'s rule)."""
+    winner = max(scores, key=lambda k: scores[k][0])
+    tied = [
+        k
+        for k in scores
+        if k != winner and compare(scores[winner], scores[k], n, seeds)[0] != SUPPORTED
+    ]
+    text = f"Best overall at this budget: {winner} ({fmt(*scores[winner])})"
+    if not tied:
+        return text + ", ahead of every other beyond the noise."
+    return (
+        text + f"; {', '.join(tied)} end within the noise of it, so these runs do not rank "
+        "them against each other."
+    )
+
+
+def _edges_text(edges: list[str], best: dict) -> str:
+    """Which best learning rates lie at an edge of their sweep, and what a wider sweep could do
+    to the momentum claim: raising plain SGD narrows momentum's lead, raising momentum SGD
+    widens it."""
+    if not edges:
+        return ""
+    text = (
+        f" The best lr of {', '.join(edges)} lies at an edge of its sweep, so a wider sweep "
+        "could still raise it."
+    )
+    plain, momentum = _edge("sgd", best["sgd"]), _edge("sgd-momentum", best["sgd-momentum"])
+    if plain and not momentum:
+        text += (
+            f" For the claim, only plain SGD could gain (its best lr, {best['sgd']:g}, is the "
+            f"{'largest' if plain == 'top' else 'smallest'} tried): a wider sweep could narrow "
+            "momentum's lead, not widen it."
+        )
+    elif momentum and not plain:
+        text += (
+            " For the claim, only momentum SGD could gain: a wider sweep could widen its lead, "
+            "not narrow it."
+        )
+    return text
 
 
 EXPERIMENT = Experiment(
