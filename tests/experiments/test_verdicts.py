@@ -326,8 +326,8 @@ def test_optimizers_picks_best_lr_on_validation_and_flags_sweep_edges(
     assert "only plain SGD could gain (its best lr, 0.3, is the largest tried)" in section.evidence
     if momentum_acc == 0.60:  # 20 points ahead of every other
         assert (
-            "Best overall at this budget: sgd-momentum (60.0%), ahead of every other beyond the noise"
-            in section.evidence
+            "Best overall at this budget: sgd-momentum (60.0%), ahead of every other beyond "
+            "the noise" in section.evidence
         )
     else:  # all end at 40%: no ranking
         assert (
