@@ -100,7 +100,8 @@ def analyze(results, out) -> list[Section]:
 
 
 def _edge(name: str, lr: float) -> str:
-    """ "top" or "bottom" when lr is the largest or smallest of name's sweep, else ""."""
+    """Where lr lies in name's sweep: at the "top" (its largest rate), the "bottom", or inside
+    it ("")."""
     lrs = OPTIMIZERS[name][1]
     return "top" if lr == lrs[-1] else "bottom" if lr == lrs[0] else ""
 
