@@ -107,26 +107,32 @@ def _edge(name: str, lr: float) -> str:
 
 
 def _ranking(scores: dict, n: int, seeds: int) -> str:
-    """The best optimizer, and which others end within the noise of it (`compare`'s rule)."""
-    winner = max(scores, key=lambda k: scores[k][0])
+    """The best optimizer, and which others end within the noise of it (`compare`'s rule);
+    an optimizer without a final accuracy (no run finished an epoch) is named apart."""
+    finite = {k: v for k, v in scores.items() if v[0] == v[0]}
+    missing = [k for k in scores if k not in finite]
+    gone = f" No final accuracy for {', '.join(missing)}." if missing else ""
+    if not finite:
+        return "No optimizer has a final accuracy to rank."
+    winner = max(finite, key=lambda k: finite[k][0])
     tied = [
         k
-        for k in scores
-        if k != winner and compare(scores[winner], scores[k], n, seeds)[0] != SUPPORTED
+        for k in finite
+        if k != winner and compare(finite[winner], finite[k], n, seeds)[0] != SUPPORTED
     ]
-    text = f"Best overall at this budget: {winner} ({fmt(*scores[winner])})"
+    text = f"Best overall at this budget: {winner} ({fmt(*finite[winner])})"
     if not tied:
-        return text + ", ahead of every other beyond the noise."
+        return text + ", ahead of every other beyond the noise." + gone
     return (
         text + f"; {', '.join(tied)} end within the noise of it, so these runs do not rank "
-        "them against each other."
+        "them against each other." + gone
     )
 
 
 def _edges_text(edges: list[str], best: dict) -> str:
-    """Which best learning rates lie at an edge of their sweep, and what a wider sweep could do
-    to the momentum claim: raising plain SGD narrows momentum's lead, raising momentum SGD
-    widens it."""
+    """Which best learning rates lie at an edge of their sweep, and which way a wider sweep
+    would likely move the momentum claim's gap: towards the one of the two that peaked at an
+    edge, when the other peaked inside its sweep."""
     if not edges:
         return ""
     text = (
@@ -136,14 +142,16 @@ def _edges_text(edges: list[str], best: dict) -> str:
     plain, momentum = _edge("sgd", best["sgd"]), _edge("sgd-momentum", best["sgd-momentum"])
     if plain and not momentum:
         text += (
-            f" For the claim, only plain SGD could gain (its best lr, {best['sgd']:g}, is the "
-            f"{'largest' if plain == 'top' else 'smallest'} tried): a wider sweep could narrow "
-            "momentum's lead, not widen it."
+            f" For the claim, a wider sweep would likely move the gap towards plain SGD: its "
+            f"best lr, {best['sgd']:g}, is the {'largest' if plain == 'top' else 'smallest'} "
+            "tried, while momentum SGD peaked inside its sweep."
         )
     elif momentum and not plain:
         text += (
-            " For the claim, only momentum SGD could gain: a wider sweep could widen its lead, "
-            "not narrow it."
+            f" For the claim, a wider sweep would likely move the gap towards momentum SGD: "
+            f"its best lr, {best['sgd-momentum']:g}, is the "
+            f"{'largest' if momentum == 'top' else 'smallest'} tried, while plain SGD peaked "
+            "inside its sweep."
         )
     return text
 
