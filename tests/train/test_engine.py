@@ -114,7 +114,7 @@ def test_resume_rejects_changed_settings(tmp_path, tiny):
 
 
 def test_resume_on_another_device_type_says_it_is_not_bit_identical(tmp_path, tiny, caplog):
-    fit(tiny(3), tmp_path / "run", quiet=True)
+    fit(tiny(3, device="cpu"), tmp_path / "run", quiet=True)  # on the CPU where CUDA is too
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     state = load_checkpoint(last)
     assert state["device"] == "cpu"
@@ -191,7 +191,7 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path, tiny):
 
 
 def test_a_run_cut_mid_epoch_by_max_steps_goes_on_with_a_larger_one(tmp_path, tiny):
-    first = fit(tiny(3), tmp_path / "run", quiet=True)  # 3 steps of a 51-step epoch
+    first = fit(tiny(3), tmp_path / "run", quiet=True)  # 3 steps of a 59-step epoch
     assert first.summary["steps"] == 3
     more = resume(tmp_path / "run", {"max_steps": 5}, quiet=True)
     assert not more.finished_before and more.summary["steps"] == 5
