@@ -2,8 +2,9 @@
 in src/reslab/models/weights/, in the one manifest schema (reslab.models.pretrained).
 
     python scripts/ship_weights.py runs/resnet20-onecycle60 --tag onecycle_c10jpeg \\
+        --recipe cifar-onecycle --commit 7745c39 --default \\
         --dataset "CIFAR-10, the shared JPEG copy (quality ~75), image-folder tree" \\
-        --device "2-core x86-64 CPU (AVX512-BF16), no GPU" --commit 7745c39 --default
+        --device "2-core x86-64 CPU (AVX512-BF16), no GPU"
 
 The run's own files are the source of every figure: summary.json (test accuracy, read once at
 the end of training), metrics.jsonl (the final epoch's validation accuracy), config.toml.
@@ -82,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     name = f"{manifest['model']}.{args.tag}"
     target = pretrained.WEIGHTS_DIR / f"{name}.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
-    save_file(load_file(str(run.weights)), str(target), metadata={"name": name})
+    # The run's own header (config, data: classes and normalization) stays with the weights, so
+    # the file copied anywhere still loads as what it is (`reslab eval FILE`, `weights=FILE`).
+    header = {**load_weights_header(run.weights), "name": name}
+    save_file(load_file(str(run.weights)), str(target), metadata=header)
     manifest["sha256"] = pretrained.sha256(target)
     (target.with_suffix(".json")).write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {target} and its manifest (test accuracy {100 * manifest['test_acc']:.2f}%)")

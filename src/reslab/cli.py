@@ -186,7 +186,7 @@ def _load_model(args: argparse.Namespace):
     from reslab.infer.load import load_pretrained
 
     if (args.model is None) == (args.pretrained is None):
-        raise UserError("give a model (run directory or file) or --pretrained NAME, not both")
+        raise UserError("give one of a model (run directory or file) and --pretrained NAME")
     return load_pretrained(args.pretrained) if args.pretrained else load(args.model)
 
 

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 import reslab
-from reslab.errors import CheckpointError, ConfigError
+from reslab.errors import CheckpointError, ConfigError, UserError
 from reslab.models import pretrained
 from tests.conftest import CLASSES, run_cli
 
@@ -117,6 +117,56 @@ def test_models_without_weights_and_unknown_tags_are_named(weights_dir):
         reslab.create_model("resnet20", pretrained=True, num_classes=100)
 
 
+def test_trained_weights_fix_the_architecture(weights_dir, tmp_path):
+    with pytest.raises(ConfigError, match="norm, shortcut_pad: set by the trained weights"):
+        reslab.create_model("resnet20", pretrained=True, norm="groupnorm", shortcut_pad="after")
+    with pytest.raises(ConfigError, match="in_channels: set by the trained weights"):
+        reslab.create_model("resnet20", weights=tmp_path / "x.th", in_channels=1)
+    with pytest.raises(ConfigError, match="pretrained or weights, not both"):
+        reslab.create_model("resnet20", pretrained=True, weights=tmp_path / "x.th")
+
+
+def test_a_reslab_weights_file_keeps_its_classes(tmp_path):
+    from reslab.train.checkpoint import save_weights
+
+    torch.manual_seed(0)
+    net = reslab.create_model("resnet20").eval()
+    meta = {"data": {"classes": CLASSES, "mean": [0.5] * 3, "std": [0.25] * 3,
+                     "in_channels": 3, "image_size": [32, 32]},
+            "config": reslab.build_config({"dataset": "cifar10-sample"}).to_dict()}  # fmt: skip
+    path = save_weights(tmp_path / "model.safetensors", net.state_dict(), meta)
+    loaded = reslab.create_model("resnet20", weights=path)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), net(x))
+    assert (
+        loaded.pretrained_cfg["classes"] == CLASSES and loaded.pretrained_cfg["std"] == [0.25] * 3
+    )
+    with pytest.raises(ConfigError, match="has 10 classes, not 100"):
+        reslab.create_model("resnet20", weights=path, num_classes=100)
+
+
+def test_a_missing_weights_file_is_one_line(weights_dir):
+    (weights_dir / "resnet20.test.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="cannot be read") as e:
+        reslab.create_model("resnet20", pretrained=True)
+    assert "\n" not in str(e.value)
+
+
+def test_manifests_must_name_their_file_and_one_default(weights_dir):
+    other = weights_dir / "resnet20.other.json"
+    manifest = json.loads(other.read_text())
+    other.write_text(json.dumps({**manifest, "default": True}))
+    pretrained.shipped.cache_clear()
+    with pytest.raises(
+        ValueError, match="more than one default tag: resnet20.other, resnet20.test"
+    ):
+        pretrained.shipped()
+    other.write_text(json.dumps({**manifest, "tag": "renamed"}))
+    pretrained.shipped.cache_clear()
+    with pytest.raises(ValueError, match="names resnet20.renamed, not resnet20.other"):
+        pretrained.shipped()
+
+
 def test_cli_eval_and_predict_take_pretrained_names(weights_dir, data_dir, tmp_path):
     # The CLI runs in a child process, which finds shipped weights in the package: point the
     # child at this folder by running it through a tiny launcher.
@@ -139,11 +189,25 @@ def test_cli_eval_and_predict_take_pretrained_names(weights_dir, data_dir, tmp_p
     bad = run_python(launcher, "predict", "--pretrained", "resnet56", image)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "models that have them: resnet20" in bad.stderr
+    tv = run_python(launcher, "predict", "--pretrained", "resnet18", image)
+    assert tv.returncode == 2 and "load in Python" in tv.stderr
+    both = run_python(launcher, "eval", tmp_path / "ev", "--pretrained", "resnet20")
+    assert both.returncode == 2 and "give one of a model" in both.stderr
+    data = bytearray((weights_dir / "resnet20.test.safetensors").read_bytes())
+    data[-1] ^= 1
+    (weights_dir / "resnet20.test.safetensors").write_bytes(bytes(data))
+    damaged = run_python(launcher, "predict", "--pretrained", "resnet20", image)
+    assert damaged.returncode == 2 and damaged.stderr.count("\n") == 1
+    assert "sha256" in damaged.stderr
 
 
-def test_torch_hub_loads_locally_and_lists_only_models(weights_dir):
-    hub = torch.hub._import_module("hubconf", str(ROOT / "hubconf.py"))
-    entries = [n for n in dir(hub) if callable(getattr(hub, n)) and not n.startswith("_")]
+def test_torch_hub_loads_locally_and_lists_only_models(weights_dir, tmp_path, monkeypatch):
+    # torch.hub.list reads GitHub repositories only; with this checkout in its cache under the
+    # name it would give a fetched "reslab/reslab:main", it lists it without any network.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "reslab_reslab_main").symlink_to(ROOT)
+    entries = torch.hub.list("reslab/reslab:main", trust_repo=True, skip_validation=True)
     assert sorted(entries) == sorted(reslab.list_models())
     model = torch.hub.load(str(ROOT), "resnet20", source="local", pretrained=True)
     assert model.pretrained_cfg["classes"] == CLASSES
@@ -169,6 +233,51 @@ def test_imagenet_weights_come_from_the_hub_cache_or_fail_in_one_line(tmp_path, 
 
 
 # -- other people's checkpoints ----------------------------------------------------------------
+
+
+def _reference_style(path: Path, depth: int = 20) -> torch.nn.Module:
+    """A checkpoint in the public reproduction's format (DataParallel keys, a `linear`
+    classifier, no BN update counters), made from a seeded reslab network with trained-looking
+    BN statistics. Returns that network, in eval mode."""
+    torch.manual_seed(depth)
+    net = reslab.create_model(f"resnet{depth}")
+    with torch.no_grad():
+        net(torch.randn(16, 3, 32, 32))  # running statistics away from their init
+    state = {}
+    for key, value in net.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            key = "linear." + key.removeprefix("fc.") if key.startswith("fc.") else key
+            state[f"module.{key}"] = value
+    torch.save({"state_dict": state, "best_prec1": 91.7}, path)
+    return net.eval()
+
+
+def test_the_reference_format_converts_key_for_key(tmp_path, data_dir):
+    for depth in (20, 32):
+        net = _reference_style(tmp_path / f"r{depth}.th", depth)
+        ours = reslab.create_model(f"resnet{depth}", weights=tmp_path / f"r{depth}.th")
+        x = torch.randn(3, 3, 32, 32)
+        torch.testing.assert_close(ours(x), net(x))
+        assert ours.pretrained_cfg["std"] == [0.229, 0.224, 0.225]
+    with pytest.raises(CheckpointError, match="holds a resnet20, not a resnet56"):
+        reslab.create_model("resnet56", weights=tmp_path / "r20.th")
+    loaded = reslab.load(tmp_path / "r20.th")
+    assert loaded.config.shortcut_pad == "both" and loaded.config.val_split == 0
+    # Nothing of its training split was held out here: no "validation" made of training images.
+    with pytest.raises(UserError, match="no validation split"):
+        reslab.evaluate(loaded, dataset="cifar10-sample", split="val", data_dir=str(data_dir))
+
+
+def test_a_model_trained_on_a_folder_that_is_gone_asks_for_a_data_set(tiny_config, tmp_path):
+    from reslab.train.checkpoint import save_weights
+
+    config = {**tiny_config().to_dict(), "dataset": f"folder:{tmp_path / 'gone'}"}
+    meta = {"config": config, "data": {"classes": CLASSES, "mean": [0.5] * 3, "std": [0.25] * 3,
+                                       "in_channels": 3, "image_size": [32, 32]}}  # fmt: skip
+    model = reslab.create_model(config["model"], norm=config["norm"])
+    path = save_weights(tmp_path / "model.safetensors", model.state_dict(), meta)
+    with pytest.raises(UserError, match="which is not on this machine; name the"):
+        reslab.evaluate(path)
 
 
 @needs_reference

@@ -81,6 +81,13 @@ def evaluate(
     default the one it was trained on). `split="val"` re-creates the run's own hold-out."""
     loaded = model if isinstance(model, LoadedModel) else load(model)
     config = loaded.config
+    if dataset is None and config.dataset.startswith("folder:"):
+        folder = Path(config.dataset.removeprefix("folder:")).expanduser()
+        if not folder.is_dir():
+            raise UserError(
+                f"{loaded.source.name} was trained on {config.dataset}, which is not on this "
+                "machine; name the data set to evaluate on (--dataset, or dataset=)"
+            )
     data = load_dataset(dataset or config.dataset, data_dir or config.data_dir or None)
     if list(data.classes) != loaded.classes:
         raise UserError(

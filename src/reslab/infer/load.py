@@ -65,7 +65,8 @@ def _read(source: Path) -> tuple[dict, dict]:
     obj = read_torch_file(source)
     converted = recognize(obj)
     if converted is not None:  # another project's checkpoint of a known format
-        config = {"model": converted.model, "dataset": converted.data["dataset"]}
+        # No images of the run's training split were held out: there is no validation split.
+        config = {"model": converted.model, "dataset": converted.data["dataset"], "val_split": 0}
         config.update(converted.model_kwargs)
         config.pop("num_classes", None)
         return converted.state_dict, {"config": config, "data": converted.data}
@@ -107,6 +108,12 @@ def load_pretrained(name: str) -> LoadedModel:
     from reslab.models import pretrained
 
     model, _, tag = name.partition(".")
+    if model in pretrained.TORCHVISION_WEIGHTS and model not in pretrained.models_with_weights():
+        raise UserError(
+            f"torchvision's ImageNet weights for {model} load in Python "
+            f"(reslab.create_model({model!r}, pretrained=True)); --pretrained takes the weights "
+            f"reslab ships: {', '.join(pretrained.models_with_weights()) or 'none yet'}"
+        )
     w = pretrained.find(model, tag or True)
     m = w.manifest
     data = {k: m[k] for k in ("classes", "mean", "std", "in_channels", "image_size")}

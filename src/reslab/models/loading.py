@@ -83,6 +83,8 @@ def load_weights_file(name: str, path: str | Path, num_classes: int | None) -> n
         state, meta = _safetensors(path)
         data, config = meta.get("data", {}), meta.get("config", {})
         classes = data.get("classes")
+        if classes:
+            _check_classes(num_classes, len(classes), str(path))
         n = len(classes) if classes else num_classes
         size = data.get("image_size")
         net = build_from_config(name, config, n, data.get("in_channels"), size) if config else None

@@ -76,7 +76,15 @@ def shipped() -> dict[str, Weights]:
         if missing or manifest["schema"] != SCHEMA:
             raise ValueError(f"{path}: manifest is missing {missing} or has another schema")
         w = Weights(manifest)
+        if path.stem != w.name:
+            raise ValueError(f"{path}: the manifest names {w.name}, not {path.stem}")
         found[w.name] = w
+    for model in {w.manifest["model"] for w in found.values()}:
+        defaults = [
+            n for n, w in found.items() if w.manifest["model"] == model and w.manifest["default"]
+        ]
+        if len(defaults) > 1:
+            raise ValueError(f"{model} has more than one default tag: {', '.join(defaults)}")
     return found
 
 
@@ -114,7 +122,12 @@ def sha256(path: Path) -> str:
 
 def read_verified(w: Weights) -> dict[str, torch.Tensor]:
     """The state dict of a shipped file, refused if its sha256 differs from the manifest's."""
-    actual = sha256(w.file)
+    try:
+        actual = sha256(w.file)
+    except OSError as e:
+        raise CheckpointError(
+            f"{w.name}: its weights file cannot be read ({e.strerror}: {w.file}); reinstall reslab"
+        ) from None
     if actual != w.manifest["sha256"]:
         raise CheckpointError(
             f"{w.file} has sha256 {actual[:12]}..., not the manifest's "

@@ -95,6 +95,19 @@ def create_model(
 
         if pretrained and weights is not None:
             raise ConfigError("give pretrained or weights, not both")
+        fixed = {
+            "in_channels": in_channels is not None,
+            "norm": norm != "batchnorm",
+            "shortcut": shortcut is not None,
+            "zero_init_residual": zero_init_residual,
+            "shortcut_pad": shortcut_pad != "both",
+            "image_size": image_size is not None,
+        }
+        if any(fixed.values()):
+            named = ", ".join(k for k, v in fixed.items() if v)
+            raise ConfigError(
+                f"{named}: set by the trained weights, not by the caller; load them as they are"
+            )
         if pretrained:
             return load_pretrained(name, pretrained, num_classes)
         return load_weights_file(name, weights, num_classes)
