@@ -55,6 +55,13 @@ def test_shipped_weights_score_what_their_manifest_says(name, data_dir):
     assert abs(accuracy - claimed) <= 1.96 * math.sqrt(claimed * (1 - claimed) / 1000)
 
 
+def test_the_default_resnet20_scores_at_least_88_percent_on_the_sample(data_dir):
+    """What `pretrained=True` returns, measured on the shipped sample's 1,000 test images."""
+    model = reslab.create_model("resnet20", pretrained=True)
+    cfg = model.pretrained_cfg
+    assert _accuracy(model, data_dir, cfg["mean"], cfg["std"]) >= 0.88
+
+
 # -- the mechanism, on a weights folder of this test's own --------------------------------------
 
 
