@@ -75,13 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", required=True, help="the recipe's name")
     p.add_argument("--date", help="YYYY-MM-DD (default: today)")
     p.add_argument("--default", action="store_true", help="the tag pretrained=True picks")
+    p.add_argument(
+        "--into", type=Path, default=pretrained.WEIGHTS_DIR, help="folder (default: the package's)"
+    )
     args = p.parse_args(argv)
     run = RunDir(args.run)
     if not run.summary.is_file():
         sys.exit(f"{run.path} is not a finished run (no summary.json)")
     manifest = manifest_for(run, args)
     name = f"{manifest['model']}.{args.tag}"
-    target = pretrained.WEIGHTS_DIR / f"{name}.safetensors"
+    target = args.into / f"{name}.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
     # The run's own header (config, data: classes and normalization) stays with the weights, so
     # the file copied anywhere still loads as what it is (`reslab eval FILE`, `weights=FILE`).

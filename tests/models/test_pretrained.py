@@ -62,6 +62,52 @@ def test_the_default_resnet20_scores_at_least_88_percent_on_the_sample(data_dir)
     assert _accuracy(model, data_dir, cfg["mean"], cfg["std"]) >= 0.88
 
 
+# -- scripts/ship_weights.py: a finished run becomes a weights file and its manifest -------------
+
+
+@pytest.mark.parametrize("val_split", [0, 100])
+def test_ship_weights_turns_a_run_into_loadable_weights(val_split, tiny_config, tmp_path,
+                                                        monkeypatch):  # fmt: skip
+    from tests.conftest import run_python
+
+    run = reslab.fit(tiny_config(val_split=val_split), tmp_path / "run", quiet=True)
+    ship = [ROOT / "scripts" / "ship_weights.py", run.run_dir, "--tag", "t",
+            "--into", tmp_path / "w", "--dataset", "the sample", "--device", "a CPU",
+            "--commit", "abc1234", "--recipe", "tiny", "--default"]  # fmt: skip
+    done = run_python(*ship)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "w" / "resnet20.t.json").read_text())
+    assert list(manifest) == list(pretrained.MANIFEST_KEYS)
+    assert manifest["test_acc"] == run.summary["test_acc"] and manifest["default"] is True
+    last = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert manifest["val_acc"] == (last[-1]["val_acc"] if val_split else None)
+    assert ("all but 100 held out" in manifest["split"]) == bool(val_split)
+    assert manifest["config"]["val_split"] == val_split and manifest["reslab_commit"] == "abc1234"
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "w")
+    pretrained.shipped.cache_clear()
+    try:
+        model = reslab.create_model("resnet20", pretrained=True)
+    finally:
+        pretrained.shipped.cache_clear()
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(model(x), run.model(x))
+    # The weights file keeps the run's header: copied anywhere, it still loads as what it is.
+    loaded = reslab.create_model("resnet20", weights=tmp_path / "w" / "resnet20.t.safetensors")
+    torch.testing.assert_close(loaded(x), run.model(x))
+
+
+def test_ship_weights_refuses_an_unfinished_run(tmp_path):
+    from tests.conftest import run_python
+
+    (tmp_path / "run").mkdir()
+    done = run_python(ROOT / "scripts" / "ship_weights.py", tmp_path / "run", "--tag", "t",
+                      "--dataset", "d", "--device", "d", "--commit", "c", "--recipe", "r",
+                      "--into", tmp_path / "w")  # fmt: skip
+    assert done.returncode == 1 and "is not a finished run" in done.stderr
+    assert not (tmp_path / "w").exists()
+
+
 # -- the mechanism, on a weights folder of this test's own --------------------------------------
 
 

@@ -57,6 +57,7 @@ def test_run_directory_holds_everything(tmp_path, tiny):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 30 and 0 <= summary["test_acc"] <= 1
     assert summary["params"] == 269_722 and result.summary == summary
+    assert not result.model.training  # returned ready to evaluate, as documented
     loaded = load(run)
     assert loaded.data["classes"][0] == "airplane"
     x = torch.zeros(1, 3, 32, 32)

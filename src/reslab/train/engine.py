@@ -442,7 +442,7 @@ def _finish(
 ) -> TrainResult:
     _sync_norms(s)
     test = _evaluate(s, s.test_loader)
-    final = s.ema.module if s.ema is not None else s.model
+    final = (s.ema.module if s.ema is not None else s.model).eval()
     if not s.world.is_main:
         return TrainResult(run.path, {"test_acc": test.top1}, final)
     meta = {"config": s.config.to_dict(), "data": s.data_meta()}
