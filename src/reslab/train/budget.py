@@ -10,9 +10,8 @@ lands at the end of its schedule whatever the machine's speed or load:
   through data loading, compilation, training, validation and the final evaluation;
 - a probe: the first steps run at the schedule's start; once PROBE_SECONDS of steps (after the
   first WARMUP_STEPS, which pay for compilation and autotuning) are timed, the length is set;
-- re-fits: at every checkpoint (each epoch's end, and inside epochs every --checkpoint-every
-  seconds) the length is fitted again to the time left, from the speed measured since the last
-  fit, and saved in the checkpoint;
+- re-fits: at every check point (--check-every steps) and checkpoint the length is fitted again
+  to the time left, from the speed measured since the last fit, and saved with the checkpoint;
 - what is reserved: the evaluations still to come (each epoch's validation, the final test, with
   test-time augmentation if on), timed once they have run and estimated from the training speed
   before, the saves, and a margin of MARGIN of the budget;
