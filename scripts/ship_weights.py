@@ -31,7 +31,11 @@ def manifest_for(run: RunDir, args: argparse.Namespace) -> dict:
     meta = json.loads(load_weights_header(run.weights)["meta"])
     data = meta["data"]
     n_val = config["val_split"]
-    n_train = "all" if n_val == 0 else f"all but {n_val} held out for validation"
+    n_train = (
+        "all of it, no validation split"
+        if n_val == 0
+        else f"all but {n_val} held out for validation"
+    )
     return {
         "schema": pretrained.SCHEMA,
         "model": config["model"],
