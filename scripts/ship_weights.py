@@ -1,10 +1,14 @@
 """Turn a finished run into shipped pretrained weights: MODEL.TAG.safetensors and its manifest
-in src/reslab/models/weights/, in the one manifest schema (reslab.models.pretrained).
+in src/reslab/models/weights/ (or --into DIR), in the one manifest schema
+(reslab.models.pretrained).
 
-    python scripts/ship_weights.py runs/resnet20-onecycle60 --tag onecycle_c10jpeg \\
-        --recipe cifar-onecycle --commit 7745c39 --default \\
+    python scripts/ship_weights.py runs/resnet20 --tag onecycle80_full_c10jpeg \\
+        --recipe cifar-onecycle --commit 42b469b --default \\
         --dataset "CIFAR-10, the shared JPEG copy (quality ~75), image-folder tree" \\
-        --device "2-core x86-64 CPU (AVX512-BF16), no GPU"
+        --device "2-core x86-64 CPU (AMD EPYC, AVX512-BF16), no GPU, fp32"
+
+With --default, the model's earlier default in the same folder stops being one (its manifest's
+"default" becomes false; its weights file and checksum are untouched).
 
 The run's own files are the source of every figure: summary.json (test accuracy, read once at
 the end of training), metrics.jsonl (the final epoch's validation accuracy), config.toml.
@@ -95,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     header = {**load_weights_header(run.weights), "name": name}
     save_file(load_file(str(run.weights)), str(target), metadata=header)
     manifest["sha256"] = pretrained.sha256(target)
+    if args.default:
+        for other in sorted(args.into.glob(f"{manifest['model']}.*.json")):
+            earlier = json.loads(other.read_text())
+            if other.stem != name and earlier.get("default"):
+                earlier["default"] = False
+                other.write_text(json.dumps(earlier, indent=2) + "\n")
+                print(f"{other.stem} is no longer the default")
     (target.with_suffix(".json")).write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {target} and its manifest (test accuracy {100 * manifest['test_acc']:.2f}%)")
     return 0

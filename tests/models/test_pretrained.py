@@ -96,6 +96,16 @@ def test_ship_weights_turns_a_run_into_loadable_weights(val_split, tiny_config, 
     loaded = reslab.create_model("resnet20", weights=tmp_path / "w" / "resnet20.t.safetensors")
     torch.testing.assert_close(loaded(x), run.model(x))
 
+    # A new default takes over: the earlier one's manifest says so, its file is untouched.
+    assert run_python(*[a if a != "t" else "u" for a in ship]).returncode == 0
+    assert not json.loads((tmp_path / "w" / "resnet20.t.json").read_text())["default"]
+    assert pretrained.sha256(tmp_path / "w" / "resnet20.t.safetensors") == manifest["sha256"]
+    pretrained.shipped.cache_clear()
+    try:
+        assert pretrained.find("resnet20").name == "resnet20.u"
+    finally:
+        pretrained.shipped.cache_clear()
+
 
 def test_ship_weights_refuses_an_unfinished_run(tmp_path):
     from tests.conftest import run_python
