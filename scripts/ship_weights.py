@@ -98,15 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     # the file copied anywhere still loads as what it is (`reslab eval FILE`, `weights=FILE`).
     header = {**load_weights_header(run.weights), "name": name}
     save_file(load_file(str(run.weights)), str(target), metadata=header)
+    target.chmod(0o644)  # safetensors writes 0600; a shipped file is for every user
     manifest["sha256"] = pretrained.sha256(target)
-    if args.default:
+    (target.with_suffix(".json")).write_text(json.dumps(manifest, indent=2) + "\n")
+    if args.default:  # after the new manifest: a failure in between leaves two defaults, which
+        # loading refuses in one line, never a weights file without a manifest
         for other in sorted(args.into.glob(f"{manifest['model']}.*.json")):
             earlier = json.loads(other.read_text())
             if other.stem != name and earlier.get("default"):
                 earlier["default"] = False
                 other.write_text(json.dumps(earlier, indent=2) + "\n")
                 print(f"{other.stem} is no longer the default")
-    (target.with_suffix(".json")).write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {target} and its manifest (test accuracy {100 * manifest['test_acc']:.2f}%)")
     return 0
 
