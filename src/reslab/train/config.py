@@ -105,6 +105,13 @@ class TrainConfig:
     zero_init_residual: bool = option(
         False, "start every residual branch at zero (Goyal et al. 2017, arXiv:1706.02677)"
     )
+    init: str = option(
+        "",
+        "start from trained weights, not random ones: a run directory, checkpoint or weights "
+        "file, or pretrained[:NAME] for shipped weights (NAME as `reslab eval --pretrained` takes "
+        "it; the model's default tag if left out); the classifier starts afresh where the classes "
+        "differ; '' = random",
+    )
     # -- on what
     dataset: str = option("cifar10", "a data set, or folder:PATH", choices=_datasets)
     data_dir: str = option("", "where data sets live; '' means $RESLAB_DATA or ~/.cache/reslab")

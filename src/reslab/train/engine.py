@@ -408,7 +408,7 @@ def _tensorboard(run: RunDir):
 def _header(s: Setup, pos: Position) -> str:
     c, d = s.config, s.data
     val = len(s.val_loader.labels) if s.val_loader is not None else 0
-    where = f"from step {pos.step}" if pos.step else "from scratch"
+    where = f"from step {pos.step}" if pos.step else f"from {c.init}" if c.init else "from scratch"
     return (
         f"{c.model} ({count_params(s.model):,} params, norm {c.norm}) on {d.name}: "
         f"{len(s.train_loader.labels):,} train / {val:,} val / {len(d.test):,} test images; "
@@ -591,7 +591,7 @@ def resume(
     state = load_checkpoint(run.last)
     config = saved_config(state["config"], overrides)
     seed_everything(config.seed, config.deterministic)
-    s = build(config, distributed.from_env())
+    s = build(config, distributed.from_env(), fresh=False)
     pos, meter_state = _restore(s, state)
     if s.world.is_main:
         run.truncate_metrics(pos.epoch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -12,13 +13,15 @@ from torch.optim.swa_utils import AveragedModel
 from reslab.data import DataSplits, DeviceLoader, holdout, load_dataset
 from reslab.errors import ConfigError
 from reslab.models import create_model
-from reslab.train import distributed
+from reslab.train import distributed, warm_start
 from reslab.train.config import TrainConfig
 from reslab.train.distributed import World
 from reslab.train.ema import EMA
 from reslab.train.optim import build_optimizer
 from reslab.train.runtime import CompiledOrEager, autocast, check_runtime, resolve_precision
 from reslab.train.schedule import build_scheduler
+
+log = logging.getLogger("reslab.train")
 
 EVAL_BATCH = 500  # images per evaluation batch: no gradients, so larger than training batches
 
@@ -128,15 +131,22 @@ def length(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
     return epochs, total
 
 
-def build(config: TrainConfig, world: World = distributed.SINGLE) -> Setup:
+def build(config: TrainConfig, world: World = distributed.SINGLE, *, fresh: bool = True) -> Setup:
+    """A run's parts from its config. `fresh`: a new run, whose model starts from
+    `config.init` where one is given; a resumed one (False) gets its weights from its checkpoint."""
     # Refuse what this machine cannot run before any data is decoded or model built.
     device = distributed.device_for(world, check_runtime(config))
     distributed.init(world, device)
     if config.threads:
         torch.set_num_threads(config.threads)
+    initial = warm_start.read(config.init, config.model) if fresh and config.init else None
     data = load_dataset(config.dataset, config.data_dir or None, skip_corrupt=config.skip_corrupt)
     train, val, test = _loaders(config, data, device, world)
     model = build_model(config, data.num_classes, data.in_channels, data.image_size)
+    if initial is not None:
+        line = warm_start.apply(model, initial, config, list(data.classes))
+        if world.is_main:
+            log.info(line)
     s = assemble(config, model, device, len(train), world)
     s.data, s.train_loader, s.val_loader, s.test_loader = data, train, val, test
     return s
