@@ -139,7 +139,7 @@ def build(config: TrainConfig, world: World = distributed.SINGLE, *, fresh: bool
     distributed.init(world, device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    initial = warm_start.read(config.init, config.model) if fresh and config.init else None
+    initial = warm_start.read(config) if fresh and config.init else None
     data = load_dataset(config.dataset, config.data_dir or None, skip_corrupt=config.skip_corrupt)
     train, val, test = _loaders(config, data, device, world)
     model = build_model(config, data.num_classes, data.in_channels, data.image_size)

@@ -36,14 +36,16 @@ class Initial:
     source: str
 
 
-def read(spec: str, model: str) -> Initial:
-    """The weights `--init spec` names for a run of `model`: a run directory, a checkpoint or
-    weights file (reslab's or a known foreign format), or pretrained[:NAME] for shipped weights
-    (torchvision's for the ImageNet ResNets, from the local hub cache)."""
+def read(config) -> Initial:
+    """The weights `config.init` names: a run directory, a checkpoint or weights file (reslab's
+    or a known foreign format), or pretrained[:NAME] for shipped weights (torchvision's for the
+    ImageNet ResNets, from the local hub cache); refused if trained as another architecture."""
     try:
-        return _read(spec, model)
+        initial = _read(config.init, config.model)
     except UserError as e:  # a missing file, a bad checksum: say which flag named it
         raise type(e)(f"init: {e}") from None
+    _check_architecture(initial, config)
+    return initial
 
 
 def _read(spec: str, model: str) -> Initial:
@@ -87,7 +89,6 @@ def _check_architecture(initial: Initial, config) -> None:
 def apply(model: nn.Module, initial: Initial, config, classes: list[str]) -> str:
     """Load `initial` into `model`; the classifier keeps its fresh initialization when the
     classes differ. Returns the line that says what was loaded."""
-    _check_architecture(initial, config)
     state = dict(initial.state)
     same_classes = list(initial.classes) == list(classes)
     if not same_classes:
