@@ -101,3 +101,22 @@ def test_cli_a_bad_init_fails_in_one_line_before_any_data_is_read(tmp_path, init
     assert len(r.stderr.strip().splitlines()) == 1
     assert re.search(words, r.stderr), r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_torchvision_weights_from_the_hub_cache_fine_tune_on_other_classes(
+    tiny_config, tmp_path, monkeypatch
+):
+    # torchvision's resnet18 (its own random init here), saved in the hub cache under the
+    # released file name: the ImageNet body loads, the 1,000-class classifier does not.
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    name = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    tv = torchvision.models.resnet18()
+    torch.save(tv.state_dict(), tmp_path / "hub" / "checkpoints" / name)
+    s = build(tiny_config(model="resnet18", init="pretrained"))
+    assert torch.equal(s.model.layer4[1].conv2.weight, tv.layer4[1].conv2.weight)
+    assert s.model.fc.out_features == 10
+    with pytest.raises(ConfigError, match="have no tags"):
+        build(tiny_config(model="resnet18", init="pretrained:resnet18.v2"))
