@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     run = RunDir(args.run)
     if not run.summary.is_file():
-        sys.exit(f"{run.path} is not a finished run (no summary.json)")
+        # bad input exits 2 in one line, as the CLI's errors do
+        print(f"ship_weights: {run.path} is not a finished run (no summary.json)", file=sys.stderr)
+        return 2
     manifest = manifest_for(run, args)
     name = f"{manifest['model']}.{args.tag}"
     target = args.into / f"{name}.safetensors"

@@ -114,7 +114,8 @@ def test_ship_weights_refuses_an_unfinished_run(tmp_path):
     done = run_python(ROOT / "scripts" / "ship_weights.py", tmp_path / "run", "--tag", "t",
                       "--dataset", "d", "--device", "d", "--commit", "c", "--recipe", "r",
                       "--into", tmp_path / "w")  # fmt: skip
-    assert done.returncode == 1 and "is not a finished run" in done.stderr
+    assert done.returncode == 2 and "is not a finished run" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w").exists()
 
 
