@@ -24,6 +24,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from reslab.errors import UserError
 from reslab.models import pretrained
 from reslab.report.runs import load_run
 from reslab.train.run_dir import RunDir
@@ -87,11 +88,25 @@ def main(argv: list[str] | None = None) -> int:
         "--into", type=Path, default=pretrained.WEIGHTS_DIR, help="folder (default: the package's)"
     )
     args = p.parse_args(argv)
+    try:  # bad input exits 2 in one line, as the CLI's errors do
+        ship(args)
+    except UserError as e:
+        print(f"ship_weights: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def ship(args: argparse.Namespace) -> None:
     run = RunDir(args.run)
     if not run.summary.is_file():
-        # bad input exits 2 in one line, as the CLI's errors do
-        print(f"ship_weights: {run.path} is not a finished run (no summary.json)", file=sys.stderr)
-        return 2
+        raise UserError(f"{run.path} is not a finished run (no summary.json)")
+    if not run.weights.is_file():
+        raise UserError(f"{run.path} has no final weights ({run.weights.name})")
+    if args.date is not None:
+        try:
+            datetime.date.fromisoformat(args.date)
+        except ValueError:
+            raise UserError(f"--date {args.date!r} is not YYYY-MM-DD") from None
     manifest = manifest_for(run, args)
     name = f"{manifest['model']}.{args.tag}"
     target = args.into / f"{name}.safetensors"
@@ -112,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
                 other.write_text(json.dumps(earlier, indent=2) + "\n")
                 print(f"{other.stem} is no longer the default")
     print(f"wrote {target} and its manifest (test accuracy {100 * manifest['test_acc']:.2f}%)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -107,14 +107,21 @@ def test_ship_weights_turns_a_run_into_loadable_weights(val_split, tiny_config, 
         pretrained.shipped.cache_clear()
 
 
-def test_ship_weights_refuses_an_unfinished_run(tmp_path):
+@pytest.mark.parametrize(
+    "files, why",
+    [([], "is not a finished run"), (["summary.json"], "has no final weights")],
+    ids=["unfinished", "no-weights"],
+)
+def test_ship_weights_refuses_a_run_it_cannot_ship(files, why, tmp_path):
     from tests.conftest import run_python
 
     (tmp_path / "run").mkdir()
+    for name in files:
+        (tmp_path / "run" / name).write_text("{}")
     done = run_python(ROOT / "scripts" / "ship_weights.py", tmp_path / "run", "--tag", "t",
                       "--dataset", "d", "--device", "d", "--commit", "c", "--recipe", "r",
                       "--into", tmp_path / "w")  # fmt: skip
-    assert done.returncode == 2 and "is not a finished run" in done.stderr
+    assert done.returncode == 2 and why in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w").exists()
 
