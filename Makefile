@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/reslab train --recipe quick --out $(RUN) --force
+	$(BIN)/reslab train --recipe demo --out $(RUN) --force
 
 # The default suite (pyproject's addopts: not slow, the 15 slowest tests listed), then lint.
 test: setup

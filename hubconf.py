@@ -12,7 +12,7 @@ _SRC = _Path(__file__).resolve().parent / "src"
 if _SRC.is_dir() and str(_SRC) not in _sys.path:  # a checkout used without installing it
     _sys.path.insert(0, str(_SRC))
 
-from reslab.models import create_model as _create_model  # noqa: E402
+from reslab import create_model as _create_model  # noqa: E402
 from reslab.models import list_models as _list_models  # noqa: E402
 
 dependencies = ["torch", "torchvision", "safetensors"]

@@ -39,8 +39,9 @@ from common import machine, write_json  # noqa: E402
 
 from reslab.data import default_data_dir, holdout, load_dataset  # noqa: E402
 from reslab.models import create_model  # noqa: E402
-from reslab.train.budget import parse_duration  # noqa: E402
-from reslab.train.runtime import cpu_has_bf16  # noqa: E402
+from reslab.run.config import parse_duration  # noqa: E402
+from reslab.run.device import cpu_has_bf16  # noqa: E402
+from reslab.run.directory import RunDir  # noqa: E402
 
 TUTORIAL = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "cosine_epochs": 200}
 
@@ -70,8 +71,8 @@ def reslab_run(budget_s: float, args, out: Path, data_dir: Path) -> dict:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"reslab train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    summary = json.loads((out / "summary.json").read_text())
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    run = RunDir(out)
+    summary, rows = json.loads(run.summary.read_text()), run.read_metrics()
     return {
         "budget_s": budget_s,
         "wall_s": round(wall, 2),

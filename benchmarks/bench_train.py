@@ -46,10 +46,11 @@ from common import PeakMemory, machine, matmul_gflops, sync, write_json  # noqa:
 
 from reslab.data import holdout, load_dataset  # noqa: E402
 from reslab.models import create_model  # noqa: E402
+from reslab.run.device import resolve_device  # noqa: E402
+from reslab.run.model import build_model  # noqa: E402
 from reslab.train import build_config, fit  # noqa: E402
 from reslab.train.engine import train_step  # noqa: E402
-from reslab.train.runtime import resolve_device  # noqa: E402
-from reslab.train.setup import assemble, build_model  # noqa: E402
+from reslab.train.setup import assemble  # noqa: E402
 from reslab.train.stop import StopRequested  # noqa: E402
 
 
@@ -181,8 +182,9 @@ def bench_synthetic(name, batch_size, compiled: bool, args, device, ceiling) -> 
     )
     x = torch.randn(batch_size, 3, 224, 224, device=device)
     y = torch.randint(0, 1000, (batch_size,), device=device)
-    flops = train_flops(build_model(config, 1000, 3).to(device), x)
-    s = assemble(config, build_model(config, 1000, 3), device, steps_per_epoch=1000)
+    imagenet = {"classes": list(range(1000)), "in_channels": 3}
+    flops = train_flops(build_model(config, imagenet).to(device), x)
+    s = assemble(config, build_model(config, imagenet), device, steps_per_epoch=1000)
     x = x.contiguous(memory_format=torch.channels_last)
     with PeakMemory(device) as peak:
         compile_start = time.perf_counter()

@@ -38,7 +38,7 @@ SPEED = {
 def timing(run: dict) -> dict:
     """Test accuracy and times of one run (see the module's docstring)."""
     epochs = [row["epoch_time_s"] for row in run.get("metrics", [])]
-    summary = json.loads(run["summary.json"])
+    summary = json.loads(run["summary"])
     later = statistics.median(epochs[1:]) if len(epochs) > 1 else 0.0
     warmup = max(epochs[0] - later, 0.0) if len(epochs) > 1 else 0.0
     return {
@@ -99,7 +99,7 @@ def report(folder: Path) -> tuple[str, dict]:
         ]
     runs_file = folder / "runs.json"
     runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
-    done = {name: timing(run) for name, run in runs.items() if "summary.json" in run}
+    done = {name: timing(run) for name, run in runs.items() if "summary" in run}
     facts["runs"] = done
     seeds = [t for name, t in sorted(done.items()) if name.startswith("fast-s")]
     if seeds:

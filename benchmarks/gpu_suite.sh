@@ -55,14 +55,14 @@ keep_runs() { # copy the summaries and metrics of the runs under $work/runs into
     "$py" - "$work/runs" "$out/runs.json" <<'EOF'
 import json, sys
 from pathlib import Path
+from reslab.run.directory import RunDir
 runs = {}
 for d in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
-    entry = {}
-    for name in ("summary.json", "config.toml"):
-        if (d / name).is_file():
-            entry[name] = (d / name).read_text()
-    if (d / "metrics.jsonl").is_file():
-        entry["metrics"] = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
+    run, entry = RunDir(d), {}
+    for name in ("summary", "config"):
+        if getattr(run, name).is_file():
+            entry[name] = getattr(run, name).read_text()
+    entry["metrics"] = run.read_metrics()
     log, clock = d.parent / f"{d.name}.log", d.parent / f"{d.name}.clock"
     entry["log_tail"] = log.read_text()[-1500:] if log.is_file() else ""
     if clock.is_file():

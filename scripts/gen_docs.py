@@ -13,10 +13,11 @@ import re
 import sys
 from pathlib import Path
 
-from reslab.models.figures import FIGURES_FILE
+from reslab.models.costs import COSTS_FILE
 from reslab.models.layers import NORMS, SHORTCUTS
 from reslab.report.markdown import markdown_table
-from reslab.train.config import FIELDS, HINTS, describe
+from reslab.report.tables import COLUMNS, model_rows
+from reslab.run.config import FIELDS, HINTS, describe, flag
 from reslab.train.recipes import RECIPES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -29,15 +30,16 @@ def _type_name(kind) -> str:
 def config_table() -> str:
     rows = []
     for name in FIELDS:
-        flag = "--" + name.replace("_", "-")
-        rows.append([f"`{name}`", f"`{flag}`", _type_name(HINTS[name]), describe(name)])
+        flags = [flag(name), flag(name, False)] if HINTS[name] is bool else [flag(name)]
+        spelled = " / ".join(f"`{f}`" for f in flags)
+        rows.append([f"`{name}`", spelled, _type_name(HINTS[name]), describe(name)])
     return markdown_table(["key", "flag", "type", "meaning, allowed values, default"], rows)
 
 
 def recipes_table() -> str:
     rows = []
     for r in RECIPES.values():
-        settings = ", ".join(f"{k}={v}" for k, v in r.overrides.items())
+        settings = ", ".join(f"{k}={v}" for k, v in r.overrides.items()) or "the defaults"
         rows.append([f"`{r.name}`", settings, r.source])
     return markdown_table(["name", "settings", "source"], rows)
 
@@ -48,6 +50,11 @@ def shortcuts_table() -> str:
     )
 
 
+def zoo_table() -> str:
+    """Every registered model, as `reslab models` lists it."""
+    return markdown_table([c for c, _ in COLUMNS], model_rows())
+
+
 def norms_table() -> str:
     rows = [[f"`{k}`", v.help, "yes" if v.layer1d else "no"] for k, v in NORMS.items()]
     return markdown_table(["value", "layer", "has a 1-d form"], rows)
@@ -55,7 +62,7 @@ def norms_table() -> str:
 
 TABLES = {
     "training.md": {"config": config_table, "recipes": recipes_table},
-    "models.md": {"shortcuts": shortcuts_table, "norms": norms_table},
+    "models.md": {"zoo": zoo_table, "shortcuts": shortcuts_table, "norms": norms_table},
 }
 
 
@@ -71,15 +78,15 @@ def render(text: str, tables: dict) -> str:
     return text
 
 
-def figures_json() -> str:
+def costs_json() -> str:
     from reslab.models import list_models
-    from reslab.models.figures import measure
+    from reslab.models.costs import measure
 
     return json.dumps({name: measure(name) for name in list_models()}, indent=1) + "\n"
 
 
 # Files written whole: path -> content maker.
-FILES = {FIGURES_FILE: figures_json}
+FILES = {COSTS_FILE: costs_json}
 
 
 def main(argv: list[str] | None = None) -> int:

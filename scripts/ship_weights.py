@@ -27,13 +27,14 @@ from safetensors.torch import load_file, save_file
 from reslab.errors import UserError
 from reslab.models import pretrained
 from reslab.report.runs import load_run
-from reslab.train.run_dir import RunDir
+from reslab.run.checkpoint import weights_header
+from reslab.run.directory import RunDir
 
 
 def manifest_for(run: RunDir, args: argparse.Namespace) -> dict:
     record = load_run(run.path)
     summary, config, last = record.summary, record.config, record.last()
-    meta = json.loads(load_weights_header(run.weights)["meta"])
+    meta = json.loads(weights_header(run.weights)["meta"])
     data = meta["data"]
     n_val = config["val_split"]
     n_train = (
@@ -65,13 +66,6 @@ def manifest_for(run: RunDir, args: argparse.Namespace) -> dict:
         "reslab_commit": args.commit,
         "date": args.date or datetime.date.today().isoformat(),
     }
-
-
-def load_weights_header(path: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +107,7 @@ def ship(args: argparse.Namespace) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     # The run's own header (config, data: classes and normalization) stays with the weights, so
     # the file copied anywhere still loads as what it is (`reslab eval FILE`, `weights=FILE`).
-    header = {**load_weights_header(run.weights), "name": name}
+    header = {**weights_header(run.weights), "name": name}
     save_file(load_file(str(run.weights)), str(target), metadata=header)
     target.chmod(0o644)  # safetensors writes 0600; a shipped file is for every user
     manifest["sha256"] = pretrained.sha256(target)

@@ -8,6 +8,7 @@ for the session comes as fixtures (`data_dir`, `reslab_data`, `tiny_config`).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -21,6 +22,9 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 # what it is about, so what it checks is visible at the call.
 TINY_TRAIN = {
     "dataset": "cifar10-sample",
+    # The boring model: one conv layer and BN, about 1/12 of resnet20's work a step. A test about
+    # residual networks names its own.
+    "model": "small_cnn",
     "epochs": 1,
     "max_steps": 3,  # optimizer steps; with epochs set too, the first limit reached ends the run
     "batch_size": 32,
@@ -39,14 +43,9 @@ def tiny_settings(**overrides: object) -> dict[str, object]:
 def tiny_flags(**overrides: object) -> list[str]:
     """tiny_settings(**overrides) as `reslab train` flags: `batch_size=64` -> `--batch-size 64`,
     `flip=False` -> `--no-flip`."""
-    flags = []
-    for key, value in tiny_settings(**overrides).items():
-        name = key.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(f"--{name}" if value else f"--no-{name}")
-        else:
-            flags += [f"--{name}", str(value)]
-    return flags
+    from reslab.run.config import as_flags
+
+    return as_flags(tiny_settings(**overrides))
 
 
 def cli_env(data_dir: Path | str | None = None, **extra: str) -> dict[str, str]:
@@ -96,6 +95,33 @@ def start_cli(
         env=cli_env(data_dir, **(extra_env or {})),
         **kwargs,
     )
+
+
+@pytest.fixture
+def cli(data_dir, monkeypatch, capsys):
+    """`reslab ARGS...` in this process, through the same `main` the console script calls:
+    (*args, data_dir=...) -> a CompletedProcess with the exit code and what was printed. For
+    everything but what needs a process of its own (signals, torchrun, the console script)."""
+    import torch
+
+    from reslab.cli import main
+
+    def run(*args: object, data_dir: Path | str | None = data_dir):
+        if data_dir is not None:
+            monkeypatch.setenv("RESLAB_DATA", str(data_dir))
+        capsys.readouterr()
+        threads, logger = torch.get_num_threads(), logging.getLogger("reslab")
+        handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
+        try:
+            code = main([str(a) for a in args])
+        finally:  # what the command sets for its process must not outlive it here
+            torch.set_num_threads(threads)
+            logger.handlers[:], logger.propagate = handlers, propagate
+            logger.setLevel(level)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
 
 
 @functools.cache

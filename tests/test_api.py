@@ -19,12 +19,12 @@ def test_train_evaluate_load(tmp_path, reslab_data):
     assert ev.top1 == pytest.approx(result.summary["test_acc"])
     assert sum(ev.confusion.diagonal()) == round(ev.top1 * ev.count)
     loaded = reslab.load(tmp_path / "run" / "checkpoints" / "last.pt")
-    assert loaded.config.model == "resnet20" and not loaded.model.training
+    assert loaded.config.model == "small_cnn" and not loaded.model.training
     assert not (tmp_path / "run" / "tensorboard").exists()  # only when asked for
 
 
 def test_weights_of_another_model_are_a_clear_error(tmp_path, monkeypatch):
-    from reslab.train.checkpoint import save_weights
+    from reslab.run.checkpoint import save_weights
 
     monkeypatch.setenv("RESLAB_DATA", str(tmp_path / "data"))
     config = reslab.build_config({"dataset": "cifar10-sample", "epochs": 1, "model": "resnet32"})
@@ -77,7 +77,7 @@ def test_piped_progress_has_a_header_and_lines_by_the_clock(tmp_path, data_dir, 
     finally:
         progress.PIPED_EVERY_S = 30.0
     lines = caplog.text.splitlines()
-    header = next(i for i, line in enumerate(lines) if "resnet20 (269,722 params" in line)
+    header = next(i for i, line in enumerate(lines) if "small_cnn (924,074 params" in line)
     assert "3,900 train / 100 val / 1,000 test images; cpu, fp32" in lines[header]
     assert any("epoch 1/1 step 2/" in line and "epoch ends in" in line for line in lines)
     assert capsys.readouterr().out == ""

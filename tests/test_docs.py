@@ -14,7 +14,7 @@ def test_generated_tables_are_up_to_date():
 
 
 def test_every_config_key_is_in_the_docs():
-    from reslab.train.config import FIELDS
+    from reslab.run.config import FIELDS, flag
 
     text = (ROOT / "docs" / "training.md").read_text()
-    assert all(f"`--{name.replace('_', '-')}`" in text for name in FIELDS)
+    assert all(f"`{flag(name)}`" in text for name in FIELDS)

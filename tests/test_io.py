@@ -8,7 +8,7 @@ import torch
 
 from reslab.errors import CheckpointError
 from reslab.io import atomic_write_text, clip, read_torch_file
-from reslab.train.checkpoint import save_checkpoint
+from reslab.run.checkpoint import save_checkpoint
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

@@ -90,7 +90,7 @@ def test_wheel_ships_every_file_of_the_package(wheel):
 
 
 def test_wheel_declares_tomli_before_python_3_11(wheel):
-    """reslab.train.config and reslab.report.runs fall back to tomli where tomllib is missing."""
+    """reslab.run.config and reslab.report.runs fall back to tomli where tomllib is missing."""
     (tomli,) = [r for r in requirements(wheel) if r.name == "tomli"]
     assert tomli.marker is not None, "tomli must be declared for Python < 3.11 only"
     assert tomli.marker.evaluate({"python_version": "3.10"})

@@ -19,9 +19,10 @@ import time as _time  # noqa: E402
 STARTED = _time.perf_counter()
 
 from reslab.infer import Evaluation, LoadedModel, Prediction, evaluate, load, predict  # noqa: E402
-from reslab.models import create_model, list_models, model_info  # noqa: E402
-from reslab.train.config import TrainConfig, build_config  # noqa: E402
-from reslab.train.engine import TrainResult, fit, resume  # noqa: E402
+from reslab.models import list_models, model_info  # noqa: E402
+from reslab.run.config import TrainConfig, build_config  # noqa: E402
+from reslab.run.weights import create_model  # noqa: E402
+from reslab.train.session import TrainResult, fit, resume  # noqa: E402
 
 __all__ = [
     "Evaluation",

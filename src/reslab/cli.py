@@ -4,6 +4,7 @@ every error a user can cause ends here as one line on stderr and an exit code.""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import sys
@@ -41,8 +42,8 @@ def _add_models(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    from reslab.train.config import FIELDS, HINTS, describe
-    from reslab.train.recipes import RECIPES
+    from reslab.run.config import FIELDS, describe
+    from reslab.train.recipes import DEFAULT_RECIPE, RECIPES
 
     p = sub.add_parser(
         "train",
@@ -54,7 +55,7 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--recipe",
         metavar="NAME",
-        help=f"named recipe; one of {', '.join(RECIPES)} (default: he2015-cifar)",
+        help=f"named recipe; one of {', '.join(RECIPES)} (default: {DEFAULT_RECIPE})",
     )
     p.add_argument(
         "--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-DATASET-TIME)"
@@ -71,7 +72,7 @@ def _add_train(sub) -> None:
         "stays the global batch",
     )
     for name in FIELDS:  # every config key is also a flag: --batch-size for batch_size
-        _add_config_flag(p, name, HINTS[name], describe(name), FIELDS[name].metadata["parse"])
+        _add_config_flag(p, name, describe(name))
     p.set_defaults(func=_cmd_train)
 
 
@@ -87,25 +88,26 @@ def _with_message(parse):
     return typed
 
 
-def _add_config_flag(p: argparse.ArgumentParser, name: str, kind, help: str, parse=None) -> None:
-    flag = "--" + name.replace("_", "-")
-    if kind is bool and name.startswith("no_"):
-        # A key that already says "no" gets --no-X (true) and --X (false), not --no-no-X.
-        p.add_argument(flag, dest=name, action="store_true", default=None, help=help)
-        positive = "--" + name[3:].replace("_", "-")
-        p.add_argument(positive, dest=name, action="store_false", help=f"undo {flag}")
-    elif kind is bool:
-        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help)
+def _add_config_flag(p: argparse.ArgumentParser, name: str, help: str) -> None:
+    from reslab.run.config import FIELDS, HINTS, flag
+
+    kind, parse = HINTS[name], FIELDS[name].metadata["parse"]
+    if kind is bool:  # --KEY and its opposite, as `flag` spells them
+        p.add_argument(flag(name), dest=name, action="store_true", default=None, help=help)
+        off = flag(name, False)
+        p.add_argument(off, dest=name, action="store_false", help=f"undo {flag(name)}")
     elif kind in (int, float, str):
-        p.add_argument(flag, type=_with_message(parse) if parse else kind, default=None, help=help)
+        p.add_argument(
+            flag(name), type=_with_message(parse) if parse else kind, default=None, help=help
+        )
     else:  # list of numbers
-        p.add_argument(flag, type=float, nargs="+", default=None, help=help)
+        p.add_argument(flag(name), type=float, nargs="+", default=None, help=help)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from reslab.run.config import FIELDS
+    from reslab.run.directory import RunDir
     from reslab.train import compose_config, distributed, fit_restartable, resume
-    from reslab.train.config import FIELDS
-    from reslab.train.run_dir import RunDir
     from reslab.train.runtime import check_runtime
 
     flags = {k: v for k, v in vars(args).items() if k in FIELDS and v is not None}
@@ -182,8 +184,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load_model(args: argparse.Namespace):
-    from reslab.infer import load
-    from reslab.infer.load import load_pretrained
+    from reslab.infer import load, load_pretrained
 
     if (args.model is None) == (args.pretrained is None):
         raise UserError("give one of a model (run directory or file) and --pretrained NAME")
@@ -192,7 +193,7 @@ def _load_model(args: argparse.Namespace):
 
 def _add_eval(sub) -> None:
     from reslab.infer.evaluate import SPLITS
-    from reslab.train.runtime import DEVICES
+    from reslab.run.device import DEVICES
 
     p = sub.add_parser("eval", help="evaluate a trained model: top-1/top-5, per class, confusion")
     _add_model_args(p)
@@ -212,15 +213,19 @@ def _add_eval(sub) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from reslab.infer import evaluate, write_evaluation
+    from reslab.infer import evaluate
     from reslab.infer.evaluate import default_output
+    from reslab.report.evaluation import write_evaluation
+    from reslab.run.directory import default_location
 
     loaded = _load_model(args)
     ev = evaluate(loaded, args.dataset, args.split, args.tta, args.data_dir, args.device)
     if args.out:
         out = Path(args.out)
-    else:  # beside the model; shipped weights live in the package, so under runs/ instead
-        out = Path("runs/eval", args.pretrained) if args.pretrained else default_output(args.model)
+    elif args.pretrained:  # shipped weights live in the package: their results go under runs/
+        out = default_location("eval", args.pretrained)
+    else:
+        out = default_output(args.model, loaded)
     json_path, png_path = write_evaluation(ev, out)
     print(
         f"{args.split}: top-1 {100 * ev.top1:.2f}%  top-5 {100 * ev.top5:.2f}%  "
@@ -233,7 +238,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub) -> None:
-    from reslab.train.runtime import DEVICES
+    from reslab.run.device import DEVICES
 
     p = sub.add_parser(
         "predict",
@@ -441,16 +446,28 @@ def _version() -> str:
     return f"reslab {__version__}"
 
 
+class _Stdout(logging.StreamHandler):
+    """Log records as plain lines on whatever sys.stdout is when they are emitted (a notebook or
+    a test may swap it after the handler was made)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _configure_logging(verbose: bool) -> None:
     """The library logs through `reslab.*` loggers; the command prints their records plainly."""
-    import logging
-
     logger = logging.getLogger("reslab")
-    if not any(getattr(h, "_reslab_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._reslab_cli = True
-        logger.addHandler(handler)
+    if not any(isinstance(h, _Stdout) for h in logger.handlers):
+        logger.addHandler(_Stdout())
         logger.propagate = False
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 

@@ -19,6 +19,7 @@ def run_script(name, *args, tmp_path, data_dir):
     return out.stdout
 
 
+@pytest.mark.slow
 def test_bench_train_writes_every_figure(tmp_path, data_dir):
     path = tmp_path / "train.json"
     stdout = run_script(
@@ -88,7 +89,7 @@ def test_bench_time_budget_runs_the_cli_and_the_baseline(tmp_path, data_dir):
 def _run(test_acc: float, epoch_times: list[float], command_s: float = 30.0) -> dict:
     metrics = [{"epoch": i + 1, "epoch_time_s": t} for i, t in enumerate(epoch_times)]
     return {
-        "summary.json": json.dumps({"test_acc": test_acc}),
+        "summary": json.dumps({"test_acc": test_acc}),
         "metrics": metrics,
         "command_s": command_s,
     }

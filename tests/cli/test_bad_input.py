@@ -6,7 +6,7 @@ import typing
 import pytest
 
 from reslab.cli import main
-from reslab.train.config import FIELDS, TrainConfig
+from reslab.run.config import FIELDS, TrainConfig, flag
 
 HINTS = typing.get_type_hints(TrainConfig)
 WRONG_TYPE = {int: "1.5x", float: "fast", str: None, bool: None}
@@ -51,10 +51,6 @@ ABSURD = {
 }
 
 
-def _flag(name):
-    return "--" + name.replace("_", "-")
-
-
 def _run(capsys, args):
     code = main(args)
     err = capsys.readouterr().err
@@ -71,7 +67,7 @@ def test_bad_flag_values(tmp_path, capsys, monkeypatch, key, value):
     monkeypatch.setenv("RESLAB_DATA", str(tmp_path / "data"))
     out = tmp_path / "run"
     args = ["train", "--dataset", "cifar10-sample", "--epochs", "1", "--out", str(out)]
-    args += [_flag(key), *value.split()]
+    args += [flag(key), *value.split()]
     code, err = _run(capsys, args)
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -82,7 +78,7 @@ def test_bad_flag_values(tmp_path, capsys, monkeypatch, key, value):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["train", "--resume", "{tmp}/r", "--recipe", "quick"], "--resume takes its settings"),
+        (["train", "--resume", "{tmp}/r", "--recipe", "demo"], "--resume takes its settings"),
         (["train", "--resume", "{tmp}/nothing"], "nothing to resume"),
         (["train", "--config", "{tmp}/missing.toml"], "config file not found"),
         (["train", "--config", "{tmp}"], "cannot read config file"),

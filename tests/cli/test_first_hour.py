@@ -7,11 +7,11 @@ import os
 import signal
 import time
 
-from reslab.train.checkpoint import load_checkpoint
-from tests.conftest import run_cli, start_cli, tiny_flags
+from reslab.run.checkpoint import load_checkpoint
+from tests.conftest import start_cli, tiny_flags
 
 
-def test_resume_always_works_in_a_job_script(tmp_path, data_dir):
+def test_resume_always_works_in_a_job_script(tmp_path, data_dir, cli):
     run = tmp_path / "run"
     flags = tiny_flags(max_steps=4)
     # A run killed before its first checkpoint: config.toml written, no checkpoint yet.
@@ -21,19 +21,19 @@ def test_resume_always_works_in_a_job_script(tmp_path, data_dir):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "checkpoints" / "last.pt").exists()
-    first = run_cli("train", "--resume", run, data_dir=data_dir)
+    first = cli("train", "--resume", run)
     assert first.returncode == 0, first.stderr
     assert "has no checkpoint yet; starting its run over from step 0" in first.stdout
     assert json.loads((run / "summary.json").read_text())["steps"] == 4
     # Resumed again, finished: says so, exit 0, writes nothing.
     mtimes = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    again = run_cli("train", "--resume", run, data_dir=data_dir)
+    again = cli("train", "--resume", run)
     assert again.returncode == 0, again.stderr
     assert "has already finished (test accuracy" in again.stdout and "nothing to do" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
 
 
-def test_a_sigkill_mid_epoch_loses_at_most_checkpoint_every(tmp_path, data_dir):
+def test_a_sigkill_mid_epoch_loses_at_most_checkpoint_every(tmp_path, data_dir, cli):
     run = tmp_path / "run"
     # One long epoch (3,900 images in batches of 16: 243 steps) with a checkpoint every 0.3 s.
     flags = tiny_flags(max_steps=None, batch_size=16, check_every=1, threads=1)
@@ -54,33 +54,31 @@ def test_a_sigkill_mid_epoch_loses_at_most_checkpoint_every(tmp_path, data_dir):
     proc.wait()
     state = load_checkpoint(last)
     assert state["position"]["epoch"] == 0 and 20 <= state["position"]["batch"] < 243
-    resumed = run_cli("train", "--resume", run, data_dir=data_dir)
+    resumed = cli("train", "--resume", run)
     assert resumed.returncode == 0, resumed.stderr
     assert f"from step {state['position']['step']}" in resumed.stdout  # the header says where
 
 
-def test_piped_output_starts_with_a_header_and_files_follow_the_umask(tmp_path, data_dir):
+def test_piped_output_starts_with_a_header_and_files_follow_the_umask(tmp_path, cli):
     run = tmp_path / "run"
     old = os.umask(0o022)
     try:
-        r = run_cli("train", *tiny_flags(max_steps=3), "--out", run, data_dir=data_dir)
+        r = cli("train", *tiny_flags(max_steps=3), "--out", run)
     finally:
         os.umask(old)
     assert r.returncode == 0, r.stderr
     header = r.stdout.splitlines()[0]
-    assert header.startswith("resnet20 (269,722 params, norm batchnorm) on cifar10-sample: ")
+    assert header.startswith("small_cnn (924,074 params, norm batchnorm) on cifar10-sample: ")
     assert "3,900 train / 100 val / 1,000 test images; cpu, fp32;" in header
     for name in ("config.toml", "metrics.jsonl", "summary.json", "model.safetensors"):
         assert (run / name).stat().st_mode & 0o777 == 0o644, name
     assert (run / "checkpoints" / "last.pt").stat().st_mode & 0o777 == 0o644
 
 
-def test_eval_of_a_run_config_file_says_what_the_file_is_not(tmp_path, data_dir):
+def test_eval_of_a_run_config_file_says_what_the_file_is_not(tmp_path, cli):
     run = tmp_path / "run"
-    assert (
-        run_cli("train", *tiny_flags(max_steps=2), "--out", run, data_dir=data_dir).returncode == 0
-    )
-    r = run_cli("eval", run / "config.toml", data_dir=data_dir)
+    assert cli("train", *tiny_flags(max_steps=2), "--out", run).returncode == 0
+    r = cli("eval", run / "config.toml")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert r.stderr.rstrip().endswith(
         "is not a checkpoint: it was not written by torch.save; expected a run directory, "

@@ -1,4 +1,5 @@
-"""`reslab models` as a user runs it: a real subprocess."""
+"""`reslab models` as a user runs it: the console command once, then the CLI's `main` in this
+process."""
 
 from reslab.models import pretrained
 from tests.conftest import run_cli
@@ -17,8 +18,9 @@ def test_models_table_lists_names_params_and_flops():
         assert row.split()[-1] == f"{100 * (1 - m['test_acc']):.2f}"
 
 
-def test_models_piped_keeps_every_name_whole():
-    r = run_cli("models", extra_env={"COLUMNS": "80"})
+def test_models_piped_keeps_every_name_whole(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    r = cli("models")
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stdout.splitlines()[1:] if not line.startswith("paper error:")]
     names = [line.split()[0] for line in lines]
@@ -26,13 +28,13 @@ def test_models_piped_keeps_every_name_whole():
     assert "…" not in r.stdout
 
 
-def test_unknown_pattern_is_one_line_and_exit_2():
-    r = run_cli("models", "vgg*")
+def test_unknown_pattern_is_one_line_and_exit_2(cli):
+    r = cli("models", "vgg*")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "vgg*" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_bad_subcommand_is_one_line_and_exit_2():
-    r = run_cli("trian")
+def test_bad_subcommand_is_one_line_and_exit_2(cli):
+    r = cli("trian")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -1,4 +1,7 @@
-"""`reslab train` as a user runs it: real subprocesses, the shipped sample, real files."""
+"""`reslab train` and the commands that use its runs, as a user runs them: the shipped sample,
+real files; a real subprocess where the process itself is the point (the console command from
+training to report once, signals, a missing compiler), the CLI's `main` in this process
+elsewhere."""
 
 import json
 import signal
@@ -6,16 +9,16 @@ import time
 
 import pytest
 
-from reslab.train.checkpoint import load_checkpoint
+from reslab.run.checkpoint import load_checkpoint
+from reslab.train import fit
 from tests.conftest import run_cli, sample_jpegs, start_cli, tiny_flags
 from tests.hostile import write_pickle_payload_checkpoint
 
 
-def test_train_then_eval_predict_report(tmp_path, data_dir):
+def test_train_then_eval_predict_report(tmp_path, data_dir, cli):
     run = tmp_path / "run"
-    r = run_cli(
-        "train", "--recipe", "quick", *tiny_flags(max_steps=8), "--out", run, data_dir=data_dir
-    )
+    flags = tiny_flags(max_steps=8, model=None)  # the demo recipe's own resnet20
+    r = run_cli("train", "--recipe", "demo", *flags, "--out", run, data_dir=data_dir)
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout and "Traceback" not in r.stderr
     assert (run / "report.md").is_file() and (run / "curves.png").is_file()
@@ -24,7 +27,7 @@ def test_train_then_eval_predict_report(tmp_path, data_dir):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 8
 
-    r = run_cli("eval", run, "--tta", data_dir=data_dir)
+    r = cli("eval", run, "--tta")
     assert r.returncode == 0, r.stderr
     report = json.loads((run / "eval.json").read_text())
     assert report["count"] == 1000 and set(report["per_class_acc"]) >= {"cat", "dog"}
@@ -32,25 +35,16 @@ def test_train_then_eval_predict_report(tmp_path, data_dir):
 
     image = tmp_path / "cat.jpg"
     image.write_bytes(sample_jpegs("test")["cat"][0])
-    r = run_cli("predict", run, image, "--top-k", "2", "--json", data_dir=data_dir)
+    r = cli("predict", run, image, "--top-k", "2", "--json")
     assert r.returncode == 0, r.stderr
     (pred,) = json.loads(r.stdout)
     assert len(pred["top"]) == 2 and pred["top"][0]["prob"] >= pred["top"][1]["prob"]
 
-    r = run_cli(
-        "export",
-        run,
-        "--format",
-        "onnx",
-        "--fold-bn",
-        "--out",
-        tmp_path / "m.onnx",
-        data_dir=data_dir,
-    )
+    r = cli("export", run, "--format", "onnx", "--fold-bn", "--out", tmp_path / "m.onnx")
     assert r.returncode == 0, r.stderr
     assert "19 BatchNorm layers folded" in r.stdout and (tmp_path / "m.onnx").stat().st_size > 1e5
 
-    r = run_cli("report", run, run, "--out", tmp_path / "cmp", data_dir=data_dir)
+    r = cli("report", run, run, "--out", tmp_path / "cmp")
     assert r.returncode == 0 and (tmp_path / "cmp" / "report.md").is_file()
 
 
@@ -66,7 +60,7 @@ def test_train_then_eval_predict_report(tmp_path, data_dir):
         (["report", "{tmp}"], "not a run directory"),
     ],
 )
-def test_user_errors_of_the_other_commands(tmp_path, data_dir, trained, command, needle):
+def test_user_errors_of_the_other_commands(tmp_path, cli, trained, command, needle):
     (tmp_path / "notes.txt").write_text("hello")
     hostile = tmp_path / "hostile.pt"
     write_pickle_payload_checkpoint(hostile, tmp_path / "PWNED")
@@ -80,17 +74,16 @@ def test_user_errors_of_the_other_commands(tmp_path, data_dir, trained, command,
         truncated=truncated,
         tmp=tmp_path,
     )
-    r = run_cli(*[c.format(**names) for c in command], data_dir=data_dir)
+    r = cli(*[c.format(**names) for c in command])
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert not (tmp_path / "PWNED").exists()
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, data_dir):
+def trained(tmp_path_factory, tiny_config):
     run = tmp_path_factory.mktemp("trained") / "run"
-    r = run_cli("train", *tiny_flags(max_steps=2), "--out", run, data_dir=data_dir)
-    assert r.returncode == 0, r.stderr
+    fit(tiny_config(max_steps=2), run, quiet=True)
     return run
 
 
@@ -112,25 +105,23 @@ def trained(tmp_path_factory, data_dir):
         (["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
     ],
 )
-def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, data_dir, args, needle):
+def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, cli, args, needle):
     out = tmp_path / "run"
-    r = run_cli("train", *tiny_flags(), *args, "--out", out, data_dir=data_dir)
+    r = cli("train", *tiny_flags(), *args, "--out", out)
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert not out.exists()
 
 
-def test_unknown_config_key_in_toml(tmp_path, data_dir):
+def test_unknown_config_key_in_toml(tmp_path, cli):
     cfg = tmp_path / "c.toml"
     cfg.write_text('model = "resnet20"\nlerning_rate = 0.1\n')
-    r = run_cli(
-        "train", "--config", cfg, *tiny_flags(), "--out", tmp_path / "run", data_dir=data_dir
-    )
+    r = cli("train", "--config", cfg, *tiny_flags(), "--out", tmp_path / "run")
     assert r.returncode == 2 and "unknown config key 'lerning_rate'" in r.stderr
 
 
-def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, data_dir):
+def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, data_dir, cli):
     run = tmp_path / "run"
     # data_dir's cache holds the decoded sample: the signal lands in training, not decoding.
     flags = tiny_flags(epochs=50, max_steps=None, check_every=1)
@@ -146,20 +137,22 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, data_dir):
     stopped_at = load_checkpoint(run / "checkpoints" / "last.pt")["position"]["step"]
     assert stopped_at > 0
     # Resume to a few steps past wherever the signal landed (how far 3 s get varies).
-    r = run_cli("train", "--resume", run, "--max-steps", stopped_at + 5, data_dir=data_dir)
+    r = cli("train", "--resume", run, "--max-steps", stopped_at + 5)
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "summary.json").read_text())["steps"] == stopped_at + 5
 
 
-def test_divergence_exits_3(tmp_path, data_dir):
+def test_divergence_exits_3(tmp_path, cli):
     flags = tiny_flags(max_steps=None, lr=1e6, momentum=0, schedule="constant", check_every=1)
-    r = run_cli("train", *flags, "--out", tmp_path / "run", data_dir=data_dir)
+    r = cli("train", *flags, "--out", tmp_path / "run")
     assert r.returncode == 3, r.stderr
     assert "at step" in r.stderr and "lower learning rate" in r.stderr
 
 
+@pytest.mark.slow
 def test_compile_without_a_cxx_compiler_trains_eagerly(tmp_path, data_dir):
-    # Inductor's CPU backend needs a C++ compiler; a machine without one still trains.
+    # Inductor's CPU backend needs a C++ compiler; a machine without one still trains. (The
+    # fallback itself is tested on a failing backend in tests/train/test_runtime.py.)
     r = run_cli(
         "train",
         *tiny_flags(max_steps=2),

@@ -16,13 +16,14 @@ STD = (0.25, 0.24, 0.26)
 def write_model(path: Path, in_channels: int = 3, image_size=(32, 32)) -> Path:
     """A resnet20 weights file whose header says: CLASSES, MEAN/STD (their first channel for
     a 1-channel model), `in_channels`, `image_size` (height, width)."""
-    from reslab.train import build_config
-    from reslab.train.checkpoint import save_weights
-    from reslab.train.setup import build_model
+    from reslab.run.checkpoint import save_weights
+    from reslab.run.config import build_config
+    from reslab.run.model import build_model
 
-    config = build_config(tiny_settings())
+    config = build_config(tiny_settings(model="resnet20"))
     torch.manual_seed(0)
-    model = build_model(config, len(CLASSES), in_channels, image_size)
+    data = {"classes": CLASSES, "in_channels": in_channels, "image_size": list(image_size)}
+    model = build_model(config, data)
     with torch.no_grad():
         model(torch.randn(16, in_channels, *image_size))  # running statistics away from 0 and 1
     data = {

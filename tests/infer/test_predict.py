@@ -14,7 +14,7 @@ from torchvision.transforms import v2
 import reslab
 from reslab.errors import DataError
 from reslab.infer.predict import fit, load_images, read_any_image
-from tests.conftest import CLASSES, run_cli, sample_jpegs
+from tests.conftest import CLASSES, sample_jpegs
 from tests.infer.saved_model import MEAN, STD, write_model
 
 needs_webp = pytest.mark.skipif(not features.check("webp"), reason="Pillow built without WebP")
@@ -120,19 +120,19 @@ def test_formats_pillow_reads_become_the_models_channels(tmp_path, fmt, mode, ch
 
 
 @needs_webp
-def test_cli_predicts_a_webp_as_the_same_png(model_file, tmp_path):
+def test_cli_predicts_a_webp_as_the_same_png(model_file, tmp_path, cli):
     png, _ = _save(tmp_path, _photo(), "RGB", "PNG")
     webp, _ = _save(tmp_path, _photo(), "RGB", "WEBP")
-    r = run_cli("predict", model_file, png, webp, "--json", "--top-k", "3", "--device", "cpu")
+    r = cli("predict", model_file, png, webp, "--json", "--top-k", "3", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     a, b = json.loads(r.stdout)
     assert b["image"] == str(webp) and len(a["top"]) == 3 and a["top"] == b["top"]
 
 
-def test_cli_refuses_a_text_file_in_one_line(model_file, tmp_path):
+def test_cli_refuses_a_text_file_in_one_line(model_file, tmp_path, cli):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello, not an image\n")
-    r = run_cli("predict", model_file, notes)
+    r = cli("predict", model_file, notes)
     assert r.returncode == 2
     assert r.stderr.startswith(f"error: {notes} is not an image Pillow can read (")
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
@@ -162,10 +162,10 @@ def test_decompression_bombs_are_refused_from_the_header(tmp_path, side):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
-def test_cli_device_cuda_without_cuda_is_one_line(model_file, tmp_path):
+def test_cli_device_cuda_without_cuda_is_one_line(model_file, tmp_path, cli):
     image = tmp_path / "cat.jpg"
     image.write_bytes(sample_jpegs("test")["cat"][0])
-    r = run_cli("predict", model_file, image, "--device", "cuda")
+    r = cli("predict", model_file, image, "--device", "cuda")
     assert r.returncode == 2 and "no CUDA device" in r.stderr and r.stderr.count("\n") == 1
 
 

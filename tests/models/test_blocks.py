@@ -111,7 +111,10 @@ def test_scratch_batchnorm_model_matches_torch_batchnorm_model():
     torch.testing.assert_close(scratch(x), fused(x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "resnet50", "preact_resnet164", "wrn16_4"])
+@pytest.mark.parametrize(
+    "name",
+    ["resnet20", "resnet50", pytest.param("preact_resnet164", marks=pytest.mark.slow), "wrn16_4"],
+)
 @pytest.mark.parametrize("norm", ["batchnorm", "none"])
 def test_zero_init_residual_makes_every_block_start_as_its_shortcut(name, norm):
     model = create_model(name, norm=norm, zero_init_residual=True).eval()

@@ -12,7 +12,7 @@ from reslab.errors import UserError
 from reslab.infer.predict import read_any_image
 from reslab.models import create_model, export
 from reslab.models.fold import fold_batchnorm
-from tests.conftest import run_cli, sample_jpegs
+from tests.conftest import sample_jpegs
 from tests.infer.saved_model import MEAN, STD, write_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -165,13 +165,13 @@ def saved(tmp_path_factory):
 
 
 @pytest.mark.parametrize("input", ["float", "uint8"])
-def test_cli_onnx_takes_raw_images_and_agrees_with_predict(saved, tmp_path, input):
+def test_cli_onnx_takes_raw_images_and_agrees_with_predict(saved, tmp_path, input, cli):
     images = []
     for cls in ("cat", "ship", "frog"):
         images.append(tmp_path / f"{cls}.jpg")
         images[-1].write_bytes(sample_jpegs("test")[cls][0])
     out = tmp_path / "m.onnx"
-    r = run_cli("export", saved, "--format", "onnx", "--fold-bn", "--input", input, "--out", out)
+    r = cli("export", saved, "--format", "onnx", "--fold-bn", "--input", input, "--out", out)
     assert r.returncode == 0, r.stderr
     assert "BatchNorm layers folded" in r.stdout and export.INPUTS[input].text in r.stdout
     # The sample's images are 32x32, the model's size: their decoded pixels are the input.
@@ -186,7 +186,7 @@ def test_cli_onnx_takes_raw_images_and_agrees_with_predict(saved, tmp_path, inpu
     assert [classes[i] for i in got.argmax(1)] == predicted
 
 
-def test_cli_refuses_input_for_safetensors(saved):
-    r = run_cli("export", saved, "--format", "safetensors", "--input", "uint8")
+def test_cli_refuses_input_for_safetensors(saved, cli):
+    r = cli("export", saved, "--format", "safetensors", "--input", "uint8")
     assert r.returncode == 2 and "safetensors holds weights only" in r.stderr
     assert r.stderr.count("\n") == 1

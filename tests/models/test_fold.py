@@ -54,7 +54,10 @@ def test_post_activation_nets_fold_every_bn(name, norm, size):
     assert _bn_count(model) == n
 
 
-@pytest.mark.parametrize(("name", "per_block"), [("preact_resnet110", 1), ("preact_resnet164", 2)])
+@pytest.mark.parametrize(
+    ("name", "per_block"),
+    [("preact_resnet110", 1), pytest.param("preact_resnet164", 2, marks=pytest.mark.slow)],
+)
 def test_pre_activation_nets_fold_only_bns_that_follow_a_conv(name, per_block):
     model = _randomize_norms(create_model(name))
     folded, n = fold_batchnorm(model)

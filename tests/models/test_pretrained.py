@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 import reslab
 from reslab.errors import CheckpointError, ConfigError, UserError
 from reslab.models import pretrained
-from tests.conftest import CLASSES, run_cli
+from tests.conftest import CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = (
@@ -26,7 +26,7 @@ needs_reference = pytest.mark.skipif(
 
 def _accuracy(model, data_dir, mean, std) -> float:
     from reslab.data import DeviceLoader, load_dataset
-    from reslab.train.eval_loop import evaluate_batches
+    from reslab.metrics.evaluation import evaluate_batches
 
     data = load_dataset("cifar10-sample", data_dir)
     loader = DeviceLoader(data.test, batch_size=500, mean=mean, std=std, train=False, device="cpu")
@@ -67,16 +67,13 @@ def test_the_default_resnet20_scores_at_least_88_percent_on_the_sample(data_dir)
 
 @pytest.mark.parametrize("val_split", [0, 100])
 def test_ship_weights_turns_a_run_into_loadable_weights(val_split, tiny_config, tmp_path,
-                                                        monkeypatch):  # fmt: skip
-    from tests.conftest import run_python
-
+                                                        monkeypatch, capsys):  # fmt: skip
     run = reslab.fit(tiny_config(val_split=val_split), tmp_path / "run", quiet=True)
-    ship = [ROOT / "scripts" / "ship_weights.py", run.run_dir, "--tag", "t",
-            "--into", tmp_path / "w", "--dataset", "the sample", "--device", "a CPU",
-            "--commit", "abc1234", "--recipe", "tiny", "--default"]  # fmt: skip
-    done = run_python(*ship)
-    assert done.returncode == 0, done.stderr
-    manifest = json.loads((tmp_path / "w" / "resnet20.t.json").read_text())
+    ship = [run.run_dir, "--tag", "t", "--into", tmp_path / "w", "--dataset", "the sample",
+            "--device", "a CPU", "--commit", "abc1234", "--recipe", "tiny",
+            "--default"]  # fmt: skip
+    assert _ship_weights(*ship) == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "w" / "small_cnn.t.json").read_text())
     assert list(manifest) == list(pretrained.MANIFEST_KEYS)
     assert manifest["test_acc"] == run.summary["test_acc"] and manifest["default"] is True
     last = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -87,22 +84,22 @@ def test_ship_weights_turns_a_run_into_loadable_weights(val_split, tiny_config, 
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "w")
     pretrained.shipped.cache_clear()
     try:
-        model = reslab.create_model("resnet20", pretrained=True)
+        model = reslab.create_model("small_cnn", pretrained=True)
     finally:
         pretrained.shipped.cache_clear()
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(model(x), run.model(x))
     # The weights file keeps the run's header: copied anywhere, it still loads as what it is.
-    loaded = reslab.create_model("resnet20", weights=tmp_path / "w" / "resnet20.t.safetensors")
+    loaded = reslab.create_model("small_cnn", weights=tmp_path / "w" / "small_cnn.t.safetensors")
     torch.testing.assert_close(loaded(x), run.model(x))
 
     # A new default takes over: the earlier one's manifest says so, its file is untouched.
-    assert run_python(*[a if a != "t" else "u" for a in ship]).returncode == 0
-    assert not json.loads((tmp_path / "w" / "resnet20.t.json").read_text())["default"]
-    assert pretrained.sha256(tmp_path / "w" / "resnet20.t.safetensors") == manifest["sha256"]
+    assert _ship_weights(*[a if a != "t" else "u" for a in ship]) == 0
+    assert not json.loads((tmp_path / "w" / "small_cnn.t.json").read_text())["default"]
+    assert pretrained.sha256(tmp_path / "w" / "small_cnn.t.safetensors") == manifest["sha256"]
     pretrained.shipped.cache_clear()
     try:
-        assert pretrained.find("resnet20").name == "resnet20.u"
+        assert pretrained.find("small_cnn").name == "small_cnn.u"
     finally:
         pretrained.shipped.cache_clear()
 
@@ -112,18 +109,26 @@ def test_ship_weights_turns_a_run_into_loadable_weights(val_split, tiny_config, 
     [([], "is not a finished run"), (["summary.json"], "has no final weights")],
     ids=["unfinished", "no-weights"],
 )
-def test_ship_weights_refuses_a_run_it_cannot_ship(files, why, tmp_path):
-    from tests.conftest import run_python
-
+def test_ship_weights_refuses_a_run_it_cannot_ship(files, why, tmp_path, capsys):
     (tmp_path / "run").mkdir()
     for name in files:
         (tmp_path / "run" / name).write_text("{}")
-    done = run_python(ROOT / "scripts" / "ship_weights.py", tmp_path / "run", "--tag", "t",
-                      "--dataset", "d", "--device", "d", "--commit", "c", "--recipe", "r",
-                      "--into", tmp_path / "w")  # fmt: skip
-    assert done.returncode == 2 and why in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    code = _ship_weights(tmp_path / "run", "--tag", "t", "--dataset", "d", "--device", "d",
+                         "--commit", "c", "--recipe", "r", "--into", tmp_path / "w")  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and why in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "w").exists()
+
+
+def _ship_weights(*argv) -> int:
+    """scripts/ship_weights.py, run in this process as `python scripts/ship_weights.py ARGV`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ship_weights", ROOT / "scripts/ship_weights.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.main([str(a) for a in argv])
 
 
 # -- the mechanism, on a weights folder of this test's own --------------------------------------
@@ -198,7 +203,7 @@ def test_trained_weights_fix_the_architecture(weights_dir, tmp_path):
 
 
 def test_a_reslab_weights_file_keeps_its_classes(tmp_path):
-    from reslab.train.checkpoint import save_weights
+    from reslab.run.checkpoint import save_weights
 
     torch.manual_seed(0)
     net = reslab.create_model("resnet20").eval()
@@ -238,36 +243,28 @@ def test_manifests_must_name_their_file_and_one_default(weights_dir):
         pretrained.shipped()
 
 
-def test_cli_eval_and_predict_take_pretrained_names(weights_dir, data_dir, tmp_path):
-    # The CLI runs in a child process, which finds shipped weights in the package: point the
-    # child at this folder by running it through a tiny launcher.
-    launcher = tmp_path / "launch.py"
-    launcher.write_text(
-        "import sys\nfrom reslab.models import pretrained\n"
-        f"pretrained.WEIGHTS_DIR = __import__('pathlib').Path({str(weights_dir)!r})\n"
-        "from reslab.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-    )
-    from tests.conftest import run_python, sample_jpegs
+def test_cli_eval_and_predict_take_pretrained_names(weights_dir, cli, tmp_path):
+    from tests.conftest import sample_jpegs
 
     image = tmp_path / "cat.jpg"
     image.write_bytes(sample_jpegs("test")["cat"][0])
-    ev = run_python(launcher, "eval", "--pretrained", "resnet20", "--dataset", "cifar10-sample",
-                    "--out", tmp_path / "ev", data_dir=data_dir)  # fmt: skip
+    ev = cli("eval", "--pretrained", "resnet20", "--dataset", "cifar10-sample", "--out",
+             tmp_path / "ev")  # fmt: skip
     assert ev.returncode == 0, ev.stderr
     assert json.loads((tmp_path / "ev" / "eval.json").read_text())["count"] == 1000
-    pr = run_python(launcher, "predict", "--pretrained", "resnet20.other", image, "--json")
+    pr = cli("predict", "--pretrained", "resnet20.other", image, "--json")
     assert pr.returncode == 0 and json.loads(pr.stdout)[0]["image"] == str(image)
-    bad = run_python(launcher, "predict", "--pretrained", "resnet56", image)
+    bad = cli("predict", "--pretrained", "resnet56", image)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "models that have them: resnet20" in bad.stderr
-    tv = run_python(launcher, "predict", "--pretrained", "resnet18", image)
+    tv = cli("predict", "--pretrained", "resnet18", image)
     assert tv.returncode == 2 and "load in Python" in tv.stderr
-    both = run_python(launcher, "eval", tmp_path / "ev", "--pretrained", "resnet20")
+    both = cli("eval", tmp_path / "ev", "--pretrained", "resnet20")
     assert both.returncode == 2 and "give one of a model" in both.stderr
     data = bytearray((weights_dir / "resnet20.test.safetensors").read_bytes())
     data[-1] ^= 1
     (weights_dir / "resnet20.test.safetensors").write_bytes(bytes(data))
-    damaged = run_python(launcher, "predict", "--pretrained", "resnet20", image)
+    damaged = cli("predict", "--pretrained", "resnet20", image)
     assert damaged.returncode == 2 and damaged.stderr.count("\n") == 1
     assert "sha256" in damaged.stderr
 
@@ -340,12 +337,12 @@ def test_the_reference_format_converts_key_for_key(tmp_path, data_dir):
 
 
 def test_a_model_trained_on_a_folder_that_is_gone_asks_for_a_data_set(tiny_config, tmp_path):
-    from reslab.train.checkpoint import save_weights
+    from reslab.run.checkpoint import save_weights
 
     config = {**tiny_config().to_dict(), "dataset": f"folder:{tmp_path / 'gone'}"}
     meta = {"config": config, "data": {"classes": CLASSES, "mean": [0.5] * 3, "std": [0.25] * 3,
                                        "in_channels": 3, "image_size": [32, 32]}}  # fmt: skip
-    model = reslab.create_model(config["model"], norm=config["norm"])
+    model = reslab.create_model(config["model"], in_channels=3, image_size=(32, 32))
     path = save_weights(tmp_path / "model.safetensors", model.state_dict(), meta)
     with pytest.raises(UserError, match="which is not on this machine; name the"):
         reslab.evaluate(path)
@@ -363,7 +360,7 @@ def test_reference_checkpoint_loads_with_its_normalization(data_dir):
 
 
 @needs_reference
-def test_reference_checkpoint_eval_predict_and_export_agree(data_dir, tmp_path):
+def test_reference_checkpoint_eval_predict_and_export_agree(cli, tmp_path):
     import numpy as np
     import onnxruntime as ort
 
@@ -374,15 +371,14 @@ def test_reference_checkpoint_eval_predict_and_export_agree(data_dir, tmp_path):
         path = tmp_path / f"{cls}.jpg"
         path.write_bytes(sample_jpegs("test")[cls][0])
         images.append(path)
-    ev = run_cli("eval", REFERENCE, "--dataset", "cifar10-sample", "--out", tmp_path / "ev",
-                 data_dir=data_dir)  # fmt: skip
+    ev = cli("eval", REFERENCE, "--dataset", "cifar10-sample", "--out", tmp_path / "ev")
     assert ev.returncode == 0, ev.stderr
     assert json.loads((tmp_path / "ev" / "eval.json").read_text())["top1"] >= 0.77
-    pr = run_cli("predict", REFERENCE, *images, "--json", "--top-k", "1")
+    pr = cli("predict", REFERENCE, *images, "--json", "--top-k", "1")
     assert pr.returncode == 0, pr.stderr
     predicted = [p["top"][0]["class"] for p in json.loads(pr.stdout)]
     onnx = tmp_path / "ref.onnx"
-    ex = run_cli("export", REFERENCE, "--format", "onnx", "--fold-bn", "--out", onnx)
+    ex = cli("export", REFERENCE, "--format", "onnx", "--fold-bn", "--out", onnx)
     assert ex.returncode == 0, ex.stderr
     loaded = reslab.load(REFERENCE)
     from reslab.infer.predict import load_images
@@ -398,11 +394,11 @@ def test_reference_checkpoint_eval_predict_and_export_agree(data_dir, tmp_path):
     assert [CLASSES[i] for i in got.argmax(1)] == predicted
 
 
-def test_unknown_torch_files_are_refused_in_one_line(tmp_path):
+def test_unknown_torch_files_are_refused_in_one_line(tmp_path, cli):
     torch.save({"weights": [1, 2, 3]}, tmp_path / "odd.pt")
     with pytest.raises(CheckpointError, match="not a state dict of tensors nor a known") as e:
         reslab.create_model("resnet20", weights=tmp_path / "odd.pt")
     assert "\n" not in str(e.value)
     shutil.copy(tmp_path / "odd.pt", tmp_path / "odd2.pt")
-    cli = run_cli("eval", tmp_path / "odd2.pt")
-    assert cli.returncode == 2 and cli.stderr.count("\n") == 1
+    r = cli("eval", tmp_path / "odd2.pt")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1

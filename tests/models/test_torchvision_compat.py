@@ -7,7 +7,11 @@ import torchvision
 from reslab.models import create_model
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
+@pytest.mark.parametrize(
+    "name",
+    ["resnet18", "resnet34", "resnet50", *(pytest.param(n, marks=pytest.mark.slow)
+                                           for n in ("resnet101", "resnet152"))],
+)  # fmt: skip
 def test_torchvision_weights_load_and_agree(name):
     torch.manual_seed(0)
     tv = getattr(torchvision.models, name)(weights=None).eval()

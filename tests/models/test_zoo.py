@@ -95,7 +95,16 @@ def test_plain_twins_have_the_resnet_size(depth):
         assert plain["params"] == res["params"]
 
 
-@pytest.mark.parametrize("name", list_models())
+# The deepest and widest networks take most of this test's time; each family keeps a smaller
+# member in the default suite, and these run with the slow tests.
+HEAVY = {"resnet101", "resnet152", "resnet200", "resnet110", "resnet1202", "plain110",
+         "preact_resnet110", "preact_resnet164", "preact_resnet1001", "wrn28_10",
+         "resnet34_cifar", "resnet50_cifar"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in list_models()]
+)
 def test_forward_backward_train_and_eval(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=7)

@@ -9,7 +9,7 @@ from reslab.report import load_run
 
 
 def fake_run(path, lr=0.1, epochs=4, summary=True, truncated=False, val=True, evaluation=None):
-    """A run directory as the training engine writes it (see reslab.train.run_dir)."""
+    """A run directory as the training engine writes it (see reslab.run.directory)."""
     path.mkdir(parents=True)
     (path / "config.toml").write_text(
         'model = "resnet20"\ndataset = "cifar10-sample"\nnorm = "batchnorm"\n'

@@ -7,10 +7,13 @@ import math
 import pytest
 
 from reslab.errors import ConfigError
+from reslab.run.config import parse_duration
+from reslab.run.length import Length
 from reslab.train import budget as budget_module
-from reslab.train import engine
-from reslab.train.budget import AFTER_S, EVAL_COST, MARGIN, Budget, Sizer, parse_duration
-from tests.conftest import run_cli, tiny_flags
+from reslab.train import engine, session
+from reslab.train.budget import AFTER_S, EVAL_COST, MARGIN, TimeBudget
+from reslab.train.stop import StopRequested
+from tests.conftest import tiny_flags
 
 
 @pytest.mark.parametrize(
@@ -28,19 +31,28 @@ def test_bad_durations_name_the_key(text):
         parse_duration(text)
 
 
-def test_the_sizer_affords_what_is_left_after_the_reserve():
-    b = Budget(100.0, started=0.0)
-    z = Sizer(b, steps_per_epoch=10, batch_size=32, cap=10_000, val_images=0, test_images=0,
-              tta=False)  # fmt: skip
-    z.start(0)
-    z.add_training(10.0)  # 20 steps in 10 s
-    z.measure(20)
+class Limits:
+    epochs, max_steps, time_budget = 0, 0, 100.0
+
+
+def test_the_budget_affords_what_is_left_after_the_reserve():
+    training = [0.0]  # the run's training seconds, as its stopwatch reads them
+    length = Length.of(Limits(), steps_per_epoch=10)
+    b = TimeBudget(100.0, 0.0, length, lambda: training[0], batch_size=32,
+                   evaluated_images=(0, 0))  # fmt: skip
+    b.stepped(1)
+    b.stepped(2)  # the warm-up is behind: timing starts here
+    training[0] = 10.0  # 20 steps in 10 s
+    b.refit(22)  # not sized yet: a check point before the probe's end changes nothing
+    assert length.total_steps == length.cap and not b.sized
+    b.stepped(22)  # the probe has its 3 s: the run is sized
+    assert b.sized and b.step_s == 0.5
     # At t = 12 s: 88 s left, less the reserve (the report and the margin), at 0.5 s a step.
     reserve = AFTER_S + MARGIN * 100
-    assert z.fit(20, now=12.0) == 20 + math.floor((88 - reserve) / 0.5)
-    assert z.fit(20, now=99.0) == 20  # nothing left: stop where it is
-    z.cap = 50
-    assert z.fit(20, now=12.0) == 50  # epochs/max_steps end it first
+    assert b.fit(22, now=12.0) == 22 + math.floor((88 - reserve) / 0.5)
+    assert b.fit(22, now=99.0) == 22  # nothing left: stop where it is
+    length.cap = 50
+    assert b.fit(22, now=12.0) == 50  # epochs/max_steps end it first
 
 
 class FakeClock:
@@ -65,6 +77,7 @@ def fake_clock(monkeypatch):
     monkeypatch.setattr(engine, "train_step", step)
     monkeypatch.setattr(engine, "clock", clock)
     monkeypatch.setattr(budget_module, "clock", clock)
+    monkeypatch.setattr(session, "clock", clock)
     return clock
 
 
@@ -83,7 +96,7 @@ def _budgeted(tiny_config, seconds=100.0, **overrides):
 def test_a_budgeted_run_fills_its_budget_and_lands_at_the_end_of_its_schedule(
     tmp_path, tiny_config, fake_clock
 ):
-    result = engine.fit(_budgeted(tiny_config, schedule="onecycle"), tmp_path / "r", quiet=True,
+    result = session.fit(_budgeted(tiny_config, schedule="onecycle"), tmp_path / "r", quiet=True,
                         started=0.0)  # fmt: skip
     s = result.summary
     assert abs(s["steps"] - AFFORDED) <= 2
@@ -97,7 +110,7 @@ def test_a_slower_machine_shortens_the_run_and_it_still_ends_in_time(
     tmp_path, tiny_config, fake_clock
 ):
     fake_clock.step_s = lambda now: 1.0 if now < 40 else 2.0  # the machine slows down at 40 s
-    result = engine.fit(_budgeted(tiny_config, check_every=5), tmp_path / "r", quiet=True,
+    result = session.fit(_budgeted(tiny_config, check_every=5), tmp_path / "r", quiet=True,
                         started=0.0)  # fmt: skip
     s = result.summary
     assert s["stopped_by"] == "time budget" and s["budget_spent_s"] <= 100 + 2 * 5
@@ -106,7 +119,7 @@ def test_a_slower_machine_shortens_the_run_and_it_still_ends_in_time(
 
 def test_a_budget_alone_sets_the_length(tmp_path, tiny_config, fake_clock):
     config = _budgeted(tiny_config, epochs=0, max_steps=0, schedule="onecycle")
-    result = engine.fit(config, tmp_path / "r", quiet=True, started=0.0)
+    result = session.fit(config, tmp_path / "r", quiet=True, started=0.0)
     s = result.summary
     assert s["stopped_by"] == "time budget" and abs(s["steps"] - AFFORDED) <= 2
     with pytest.raises(ConfigError, match="max_steps or time_budget"):
@@ -114,30 +127,29 @@ def test_a_budget_alone_sets_the_length(tmp_path, tiny_config, fake_clock):
 
 
 def test_epochs_end_a_budgeted_run_first_when_they_come_first(tmp_path, tiny_config, fake_clock):
-    result = engine.fit(_budgeted(tiny_config, epochs=1), tmp_path / "r", quiet=True,
+    result = session.fit(_budgeted(tiny_config, epochs=1), tmp_path / "r", quiet=True,
                         started=0.0)  # fmt: skip
     assert result.summary["stopped_by"] == "epochs" and result.summary["steps"] == 80
 
 
 def test_a_resumed_budgeted_run_keeps_the_time_it_had_spent(tmp_path, tiny_config, fake_clock):
     config = _budgeted(tiny_config, checkpoint_every=0.001)
-    with pytest.raises(engine.StopRequested):
-        engine.fit(config, tmp_path / "r", quiet=True, started=0.0,
+    with pytest.raises(StopRequested):
+        session.fit(config, tmp_path / "r", quiet=True, started=0.0,
                    should_stop=lambda step: step == 30)  # fmt: skip
     fake_clock.now = 1000.0  # later, in another process: a new session clock
-    result = engine.resume(tmp_path / "r", quiet=True, started=1000.0)
+    result = session.resume(tmp_path / "r", quiet=True, started=1000.0)
     s = result.summary
     assert s["stopped_by"] == "time budget"
     assert abs(s["steps"] - AFFORDED) <= 3  # one budget over both sessions
     assert s["budget_spent_s"] <= 100
 
 
-def test_cli_takes_durations_and_says_what_stopped_the_run(tmp_path, data_dir):
+def test_cli_takes_durations_and_says_what_stopped_the_run(tmp_path, cli):
     out = tmp_path / "run"
-    flags = tiny_flags(max_steps=None, epochs=50, time_budget="25s", model="small_cnn")
-    r = run_cli("train", *flags, "--out", out, data_dir=data_dir)
+    r = cli("train", *tiny_flags(max_steps=None, epochs=50, time_budget="4s"), "--out", out)
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["stopped_by"] == "time budget" and summary["time_budget_s"] == 25
-    assert "time budget 25 s" in r.stdout and "stopped by time budget (" in r.stdout
-    assert "time_budget = 25.0" in (out / "config.toml").read_text()
+    assert summary["stopped_by"] == "time budget" and summary["time_budget_s"] == 4
+    assert "time budget 4 s" in r.stdout and "stopped by time budget (" in r.stdout
+    assert "time_budget = 4.0" in (out / "config.toml").read_text()

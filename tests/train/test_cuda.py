@@ -27,8 +27,8 @@ from safetensors.torch import load_file
 
 from reslab.infer import load
 from reslab.models.export import Normalized
-from reslab.train.checkpoint import load_checkpoint
-from reslab.train.config import read_toml
+from reslab.run.checkpoint import load_checkpoint
+from reslab.run.config import read_toml
 from tests.conftest import cli_env, start_cli, tiny_flags, tiny_settings
 
 pytestmark = pytest.mark.gpu
@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 
 from reslab.train import build_config, fit, resume
-from reslab.train.checkpoint import load_checkpoint
+from reslab.run.checkpoint import load_checkpoint
 from reslab.train.stop import StopRequested
 
 out, config = Path(sys.argv[1]), build_config(json.loads(sys.argv[2]))

@@ -40,11 +40,11 @@ def _max_diff(a, b) -> float:
     )
 
 
-def test_two_processes_match_one_with_groupnorm(tmp_path, data_dir):
+def test_two_processes_match_one_with_groupnorm(tmp_path, data_dir, cli):
     # Rounding differences (the all-reduce adds in another order) grow with every step: measured
     # max |dw| 3e-8 after 1 step, 1.3e-5 after 3, 7.8e-4 after 8 at lr 0.05, momentum 0.9.
     args = [*COMMON, "--norm", "groupnorm", "--max-steps", "3"]
-    one = run_cli("train", *args, "--out", tmp_path / "one", data_dir=data_dir)
+    one = cli("train", *args, "--out", tmp_path / "one")
     two = run_cli("train", *args, "--nproc", 2, "--out", tmp_path / "two", data_dir=data_dir)
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
@@ -91,6 +91,7 @@ def _failure(err: str) -> str:
     return "\n".join(said[-40:]) + "\n--- end of stderr ---\n" + err[-1500:]
 
 
+@pytest.mark.slow
 def test_killed_worker_restarts_from_the_checkpoint(tmp_path, data_dir):
     # One restart only: the restarted ranks must rendezvous at the first try. Before each attempt
     # had a store prefix of its own, they could read the dead attempt's gloo addresses and fail
@@ -165,17 +166,14 @@ def test_resume_with_another_process_count(tmp_path, data_dir):
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
 
 
-def test_sync_bn_needs_cuda(tmp_path, data_dir):
-    r = run_cli(
-        "train", *COMMON, "--sync-bn", "--max-steps", 1, "--out", tmp_path / "r", data_dir=data_dir
-    )
+def test_sync_bn_needs_cuda(tmp_path, cli):
+    r = cli("train", *COMMON, "--sync-bn", "--max-steps", 1, "--out", tmp_path / "r")
     assert r.returncode == 2 and "SyncBatchNorm needs CUDA" in r.stderr
 
 
-def test_bad_settings_are_refused_before_torchrun_starts(tmp_path, data_dir):
+def test_bad_settings_are_refused_before_torchrun_starts(tmp_path, cli):
     start = time.perf_counter()
-    r = run_cli("train", *COMMON, "--nproc", 2, "--sync-bn", "--out", tmp_path / "r",
-                data_dir=data_dir)  # fmt: skip
+    r = cli("train", *COMMON, "--nproc", 2, "--sync-bn", "--out", tmp_path / "r")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert r.stderr.startswith("error: sync_bn: SyncBatchNorm needs CUDA")
     assert "torch.distributed" not in r.stderr and not (tmp_path / "r").exists()

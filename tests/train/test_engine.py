@@ -7,8 +7,8 @@ import torch
 
 from reslab.errors import ConfigError, DivergenceError, UserError
 from reslab.infer import load
+from reslab.run.checkpoint import load_checkpoint, save_checkpoint
 from reslab.train import build_config, fit, resume
-from reslab.train.checkpoint import load_checkpoint, save_checkpoint
 from reslab.train.stop import StopRequested
 from tests.conftest import tiny_settings
 
@@ -56,7 +56,7 @@ def test_run_directory_holds_everything(tmp_path, tiny):
         assert key in rows[0]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 30 and 0 <= summary["test_acc"] <= 1
-    assert summary["params"] == 269_722 and result.summary == summary
+    assert summary["params"] == 924_074 and result.summary == summary
     assert not result.model.training  # returned ready to evaluate, as documented
     loaded = load(run)
     assert loaded.data["classes"][0] == "airplane"
@@ -135,7 +135,7 @@ def test_divergence_names_the_step_and_keeps_the_last_checkpoint(tmp_path, tiny)
         fit(config, tmp_path / "run", quiet=True)
 
 
-@pytest.mark.parametrize("recipe", ["he2015-cifar", "cosine", "quick", "fast"])
+@pytest.mark.parametrize("recipe", ["he2015-cifar", "cosine", "demo", "fast"])
 def test_every_recipe_runs_on_the_sample(tmp_path, data_dir, recipe):
     from reslab.train.recipes import get_recipe
 

@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
+from reslab.run.checkpoint import load_checkpoint
 from reslab.train import fit
-from reslab.train.checkpoint import load_checkpoint
 from tests.conftest import start_cli, tiny_flags
 
 # 300 training images in batches of 32: an epoch (and a checkpoint write) every ~1 s. Each test
@@ -65,6 +65,7 @@ def _kill_and_resume(tmp_path, data_dir, kills: int, seed: int) -> int:
     return landed
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_always_finishes(tmp_path, data_dir):
     landed = _kill_and_resume(tmp_path, data_dir, kills=3, seed=0)
     assert landed >= 1, "no SIGKILL landed mid-run: the run finished before the first kill"

@@ -54,30 +54,3 @@ def test_errors_of_the_module_itself_are_not_swallowed():
     wrapped = CompiledOrEager(_net(), backend="eager")
     with pytest.raises(RuntimeError):
         wrapped(torch.randn(2, 5, 8, 8))  # 5 channels into a 3-channel conv
-
-
-@pytest.mark.parametrize(("has_bf16", "expected"), [(True, "bf16"), (False, "fp32")])
-def test_precision_auto_follows_the_cpus_instructions(monkeypatch, has_bf16, expected):
-    from reslab.train import runtime
-
-    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: has_bf16)
-    cpu = torch.device("cpu")
-    assert runtime.resolve_precision("auto", cpu) == expected
-    assert runtime.resolve_precision("fp32", cpu) == "fp32"  # a choice made is kept
-    assert runtime.resolve_precision("bf16", cpu) == "bf16"
-
-
-def test_cpu_bf16_detection_reads_the_cpu_flags():
-    from reslab.train import runtime
-
-    with open("/proc/cpuinfo") as f:
-        flags = f.read()
-    assert runtime.cpu_has_bf16() == (" avx512_bf16" in flags or " amx_bf16" in flags)
-
-
-def test_a_run_records_the_precision_auto_chose(monkeypatch, tmp_path, tiny_config):
-    from reslab.train import engine, runtime
-
-    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
-    result = engine.fit(tiny_config(precision="auto", max_steps=1), tmp_path / "r", quiet=True)
-    assert 'precision = "fp32"' in (result.run_dir / "config.toml").read_text()

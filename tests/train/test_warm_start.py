@@ -9,10 +9,11 @@ import torch
 from reslab.errors import CheckpointError, ConfigError
 from reslab.infer import load
 from reslab.models import create_model
+from reslab.run.weights import Trained
 from reslab.train import fit, resume
 from reslab.train.setup import build
-from reslab.train.warm_start import Initial, apply
-from tests.conftest import CLASSES, run_cli, tiny_flags
+from reslab.train.warm_start import apply
+from tests.conftest import CLASSES, tiny_flags
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_a_resumed_run_does_not_read_its_init_again(finished, tiny_config, tmp_p
 def test_shipped_weights_start_a_run_at_their_accuracy(tiny_config, tmp_path):
     # One step at a negligible lr: the run's test accuracy is the shipped weights' (88.0% on
     # the sample's 1,000 test images; one batch of training-mode BN statistics moves it little).
-    config = tiny_config(init="pretrained", max_steps=1, lr=1e-6, val_split=100)
+    config = tiny_config(model="resnet20", init="pretrained", max_steps=1, lr=1e-6, val_split=100)
     result = fit(config, tmp_path / "run", quiet=True)
     assert result.summary["test_acc"] >= 0.85  # a random resnet20 scores about 10%
 
@@ -56,7 +57,7 @@ def test_other_classes_keep_the_body_and_start_the_classifier_afresh(tiny_config
     source = create_model("resnet20", num_classes=4)
     model = create_model("resnet20", num_classes=10)
     fresh_fc = {k: v.clone() for k, v in model.fc.state_dict().items()}
-    initial = Initial(source.state_dict(), {"model": "resnet20"}, list("abcd"), "four.pt")
+    initial = Trained(source.state_dict(), "resnet20", None, {"classes": list("abcd")}, "four.pt")
     line = apply(model, initial, tiny_config(), CLASSES)
     assert "fc starts afresh" in line
     assert torch.equal(model.conv1.weight, source.conv1.weight)
@@ -67,7 +68,7 @@ def test_other_classes_keep_the_body_and_start_the_classifier_afresh(tiny_config
 @pytest.mark.parametrize(
     ("overrides", "error", "words"),
     [
-        (dict(model="resnet32"), ConfigError, "holds a resnet20, this run trains a resnet32"),
+        (dict(model="resnet32"), ConfigError, "holds a small_cnn, this run trains a resnet32"),
         (dict(shortcut_pad="after"), ConfigError, "add --shortcut-pad both"),
         (dict(norm="none"), ConfigError, "add --norm batchnorm"),
     ],
@@ -81,9 +82,9 @@ def test_a_source_of_another_architecture_is_refused(
 
 def test_weights_that_do_not_fit_are_refused_with_the_first_misfit(tiny_config):
     narrow = create_model("resnet20_w8")
-    initial = Initial(narrow.state_dict(), None, CLASSES, "narrow.safetensors")
+    initial = Trained(narrow.state_dict(), None, None, {"classes": CLASSES}, "narrow.safetensors")
     with pytest.raises(CheckpointError, match=r"narrow.safetensors does not fit resnet20 \(conv1"):
-        apply(create_model("resnet20"), initial, tiny_config(), CLASSES)
+        apply(create_model("resnet20"), initial, tiny_config(model="resnet20"), CLASSES)
 
 
 @pytest.mark.parametrize(
@@ -94,9 +95,13 @@ def test_weights_that_do_not_fit_are_refused_with_the_first_misfit(tiny_config):
         ("pretrained:resnet20.nosuchtag", "init: .*nosuchtag"),
     ],
 )
-def test_cli_a_bad_init_fails_in_one_line_before_any_data_is_read(tmp_path, init, words):
-    # No RESLAB_DATA: the source is read before the data set is looked for.
-    r = run_cli("train", *tiny_flags(), "--init", init, "--out", tmp_path / "run", cwd=tmp_path)
+def test_cli_a_bad_init_fails_in_one_line_before_any_data_is_read(
+    tmp_path, init, words, cli, monkeypatch
+):
+    # No data directory: the source is read before the data set is looked for.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RESLAB_DATA", str(tmp_path / "no-data-here"))
+    r = cli("train", *tiny_flags(), "--init", init, "--out", tmp_path / "run", data_dir=None)
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert re.search(words, r.stderr), r.stderr

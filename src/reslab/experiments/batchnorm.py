@@ -25,7 +25,7 @@ from reslab.experiments.analysis import (
     val_size,
     verdict,
 )
-from reslab.experiments.figures import figures_dir, val_acc_figure
+from reslab.experiments.plots import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.experiment import Section
 

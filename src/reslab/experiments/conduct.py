@@ -12,6 +12,7 @@ from reslab.experiments.analysis import final, fmt
 from reslab.experiments.runner import ExperimentResults, run_experiment
 from reslab.experiments.spec import Budget, get_budget
 from reslab.report.experiment import Section, write_experiment_report
+from reslab.run.directory import default_location
 
 
 @dataclass
@@ -24,7 +25,7 @@ class ExperimentReport:
 
 
 def default_out(name: str, budget: str) -> Path:
-    return Path(f"runs/experiments/{name}-{budget}")
+    return default_location("experiments", f"{name}-{budget}")
 
 
 def budget_text(spec: Budget, dataset: str | None, experiment: str = "") -> str:

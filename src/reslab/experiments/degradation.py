@@ -15,7 +15,7 @@ from reslab.experiments.analysis import (
     progress,
     unless_untrained,
 )
-from reslab.experiments.figures import figures_dir
+from reslab.experiments.plots import figures_dir
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.models.zoo import NARROW
 from reslab.report.curves import plot_metric

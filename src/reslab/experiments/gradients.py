@@ -9,7 +9,7 @@ import torch
 
 from reslab.data import DeviceLoader, load_dataset
 from reslab.experiments.analysis import all_of, verdict
-from reslab.experiments.figures import figures_dir
+from reslab.experiments.plots import figures_dir
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.infer import load
 from reslab.metrics import gradient_ratio, layer_statistics

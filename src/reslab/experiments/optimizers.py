@@ -12,7 +12,7 @@ from reslab.experiments.analysis import (
     mean_std,
     val_size,
 )
-from reslab.experiments.figures import figures_dir, val_acc_figure
+from reslab.experiments.plots import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.experiment import Section
 

@@ -13,7 +13,7 @@ from reslab.experiments.analysis import (
 from reslab.experiments.analysis import (
     verdict as decide,
 )
-from reslab.experiments.figures import figures_dir, val_acc_figure
+from reslab.experiments.plots import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.experiment import Section
 

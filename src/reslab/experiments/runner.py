@@ -20,9 +20,9 @@ from reslab.errors import DivergenceError, UserError
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.io import atomic_write_json
 from reslab.report.runs import RunRecord, load_run
-from reslab.train.config import build_config
-from reslab.train.engine import fit, resume
-from reslab.train.run_dir import RunDir
+from reslab.run.config import build_config
+from reslab.run.directory import RunDir
+from reslab.train import fit, resume
 
 
 @dataclass

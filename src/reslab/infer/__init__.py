@@ -4,8 +4,8 @@ Everything here starts from a saved model (a run directory, a checkpoint or a we
 returns documented dataclasses; training lives in `reslab.train`.
 """
 
-from reslab.infer.evaluate import Evaluation, evaluate, write_evaluation
-from reslab.infer.load import LoadedModel, load, resolve
+from reslab.infer.evaluate import Evaluation, evaluate
+from reslab.infer.load import LoadedModel, load, load_pretrained
 from reslab.infer.predict import Prediction, predict
 
 __all__ = [
@@ -14,7 +14,6 @@ __all__ = [
     "Prediction",
     "evaluate",
     "load",
+    "load_pretrained",
     "predict",
-    "resolve",
-    "write_evaluation",
 ]

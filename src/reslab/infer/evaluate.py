@@ -9,13 +9,9 @@ import torch
 
 from reslab.data import DeviceLoader, holdout, load_dataset
 from reslab.errors import UserError
-from reslab.infer.load import LoadedModel, load, resolve
-from reslab.io import atomic_write_json
-from reslab.metrics import most_confused, per_class_accuracy
-from reslab.train.eval_loop import evaluate_batches
-from reslab.train.run_dir import RunDir
-from reslab.train.runtime import resolve_device
-from reslab.train.setup import EVAL_BATCH
+from reslab.infer.load import LoadedModel, load
+from reslab.metrics import EVAL_BATCH, evaluate_batches, most_confused, per_class_accuracy
+from reslab.run.device import resolve_device
 
 SPLITS = ("test", "val")
 
@@ -113,17 +109,7 @@ def evaluate(
     )
 
 
-def default_output(model_path: str | Path) -> Path:
+def default_output(model_path: str | Path, loaded: LoadedModel) -> Path:
     """Where `reslab eval` writes when not told: the run directory, or beside the file."""
     path = Path(model_path)
-    return path if path.is_dir() else resolve(path).parent
-
-
-def write_evaluation(evaluation: Evaluation, folder: str | Path) -> tuple[Path, Path]:
-    """eval.json and the confusion-matrix PNG in `folder`, as a run directory names them."""
-    from reslab.report.confusion import plot_confusion
-
-    run = RunDir(folder)
-    atomic_write_json(run.evaluation, evaluation.to_json())
-    plot_confusion(evaluation.confusion, evaluation.classes, run.confusion)
-    return run.evaluation, run.confusion
+    return path if path.is_dir() else loaded.source.parent

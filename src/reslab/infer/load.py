@@ -1,4 +1,5 @@
-"""Load a trained model from a run directory, a checkpoint (.pt) or a weights file."""
+"""A trained model, ready to use: loaded from a run directory, a checkpoint (.pt), a weights file,
+a foreign checkpoint of a known format, or shipped weights (`pretrained:NAME`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,9 @@ import torch
 from torch import nn
 
 from reslab.errors import CheckpointError, UserError
-from reslab.io import clip, read_torch_file
-from reslab.models.convert import recognize
-from reslab.train.checkpoint import check_checkpoint, load_weights
-from reslab.train.config import TrainConfig, saved_config
-from reslab.train.run_dir import RunDir
-from reslab.train.setup import build_model
+from reslab.models import pretrained as catalog
+from reslab.run.config import TrainConfig, saved_config
+from reslab.run.weights import named, resolve
 
 
 @dataclass
@@ -42,80 +40,27 @@ class LoadedModel:
             self.model.cpu()
 
 
-def resolve(path: str | Path) -> Path:
-    """A run directory stands for its final weights, or its last checkpoint if unfinished."""
-    path = Path(path)
-    if path.is_dir():
-        found = RunDir(path).model_file()
-        if found is None:
-            raise UserError(
-                f"{path} holds no model.safetensors or checkpoints/last.pt: not a run "
-                "directory, or a run that has not finished an epoch yet"
-            )
-        return found
-    if not path.exists():
-        raise UserError(f"no such run directory or checkpoint: {path}")
-    return path
-
-
-def _read(source: Path) -> tuple[dict, dict]:
-    """(weights, meta) of a weights file or a checkpoint; the EMA weights when there are any."""
-    if source.suffix == ".safetensors":
-        return load_weights(source)
-    obj = read_torch_file(source)
-    converted = recognize(obj)
-    if converted is not None:  # another project's checkpoint of a known format
-        # No images of the run's training split were held out: there is no validation split.
-        config = {"model": converted.model, "dataset": converted.data["dataset"], "val_split": 0}
-        config.update(converted.model_kwargs)
-        config.pop("num_classes", None)
-        return converted.state_dict, {"config": config, "data": converted.data}
-    state = check_checkpoint(obj, source)
-    meta = {"config": state["config"], "data": state["data"]}
-    if not state.get("ema"):
-        return state["model"], meta
-    # AveragedModel keeps the model under "module." and counts updates in n_averaged.
-    ema = state["ema"]
-    return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}, meta
-
-
-def _assemble(weights: dict, meta: dict, source: Path) -> LoadedModel:
-    if "config" not in meta or "data" not in meta:
-        raise CheckpointError(f"{source} carries no reslab config: it was not written by reslab")
-    config = saved_config(meta["config"])
-    data = meta["data"]
-    model = build_model(config, len(data["classes"]), data["in_channels"], data["image_size"])
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
+def load(source: str | Path) -> LoadedModel:
+    """The model saved at `source`, on the CPU and in eval mode: a run directory (its final
+    weights, or its last checkpoint while unfinished), a reslab .pt checkpoint or .safetensors
+    file, a checkpoint of a known foreign format (its normalization attached), or shipped
+    weights as `pretrained:NAME`. A checkpoint's config is read with the meaning it had when
+    saved."""
+    trained = resolve(source)
+    if trained.config is None or not trained.data.get("classes"):
         raise CheckpointError(
-            f"{source} does not fit model {config.model!r} ({clip(str(e).splitlines()[0], 160)})"
-        ) from None
-    return LoadedModel(model.eval(), config, data, source)
-
-
-def load(path: str | Path) -> LoadedModel:
-    """The model saved at `path`, on the CPU and in eval mode: a run directory, a reslab .pt
-    checkpoint or .safetensors file, or a checkpoint of a known foreign format (its
-    normalization attached). A checkpoint's config is read with the meaning it had when saved."""
-    source = resolve(path)
-    weights, meta = _read(source)
-    return _assemble(weights, meta, source)
+            f"{trained.source} carries no reslab config: it was not written by reslab"
+        )
+    return LoadedModel(trained.build(), saved_config(trained.config), trained.data, trained.path)
 
 
 def load_pretrained(name: str) -> LoadedModel:
     """Shipped weights by name: "resnet20" (its default tag) or "resnet20.TAG"."""
-    from reslab.models import pretrained
-
-    model, _, tag = name.partition(".")
-    if model in pretrained.TORCHVISION_WEIGHTS and model not in pretrained.models_with_weights():
+    model = name.partition(".")[0]
+    if model in catalog.TORCHVISION_WEIGHTS and model not in catalog.models_with_weights():
         raise UserError(
             f"torchvision's ImageNet weights for {model} load in Python "
             f"(reslab.create_model({model!r}, pretrained=True)); --pretrained takes the weights "
-            f"reslab ships: {', '.join(pretrained.models_with_weights()) or 'none yet'}"
+            f"reslab ships: {', '.join(catalog.models_with_weights()) or 'none yet'}"
         )
-    w = pretrained.find(model, tag or True)
-    m = w.manifest
-    data = {k: m[k] for k in ("classes", "mean", "std", "in_channels", "image_size")}
-    data["dataset"] = m["config"]["dataset"]
-    return _assemble(pretrained.read_verified(w), {"config": m["config"], "data": data}, w.file)
+    return load(named(name))

@@ -24,7 +24,7 @@ from reslab.errors import DataError
 from reslab.infer.load import LoadedModel, load
 from reslab.io import clip
 from reslab.models.export import Normalized
-from reslab.train.runtime import resolve_device
+from reslab.run.device import resolve_device
 
 
 @dataclass

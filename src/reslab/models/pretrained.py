@@ -1,5 +1,5 @@
-"""Pretrained weights: the ones reslab trained and ships, torchvision's from the local hub cache,
-and files given by path.
+"""The catalog of pretrained weights: the ones reslab trained and ships, and torchvision's in
+the local hub cache. Turning these (or any file) into a network is `reslab.run.weights`'s.
 
 Each shipped file `weights/MODEL.TAG.safetensors` has a manifest `weights/MODEL.TAG.json` of
 one schema (`MANIFEST_KEYS`): what the network is, what its inputs are, on which data and split
@@ -18,10 +18,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from torch import nn
 
 from reslab.errors import CheckpointError, ConfigError
-from reslab.io import clip
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SCHEMA = 1
@@ -41,7 +39,7 @@ MANIFEST_KEYS = (
     "test_acc",  # top-1 on the test split, 0..1, read once at the end
     "val_acc",  # top-1 on the validation split, or null without one
     "recipe",  # the recipe's name
-    "config",  # the full training config (reslab.train.config.TrainConfig as a dict)
+    "config",  # the full training config (reslab.run.config.TrainConfig as a dict)
     "epochs",
     "wall_time_s",
     "device",  # the hardware it trained on, in words
@@ -136,12 +134,6 @@ def read_verified(w: Weights) -> dict[str, torch.Tensor]:
     return load_file(str(w.file))
 
 
-def pretrained_cfg(manifest: dict, source: str) -> dict:
-    """What a user of the weights needs to know, attached to the model as `pretrained_cfg`."""
-    keys = ("classes", "mean", "std", "in_channels", "image_size", "dataset", "test_acc")
-    return {"source": source, **{k: manifest.get(k) for k in keys}}
-
-
 # torchvision's ImageNet weights for reslab's ImageNet models (identical module names).
 TORCHVISION_WEIGHTS = {
     "resnet18": "ResNet18_Weights",
@@ -176,13 +168,3 @@ def torchvision_state(model: str) -> tuple[dict[str, torch.Tensor], dict]:
         "dataset": "ImageNet-1k",
     }
     return state, cfg
-
-
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"{source} does not fit this model ({clip(str(e).splitlines()[0], 160)})"
-        ) from None
-    return model.eval()

@@ -10,7 +10,6 @@ import difflib
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -73,44 +72,16 @@ def create_model(
     shortcut: str | None = None,
     zero_init_residual: bool = False,
     shortcut_pad: str = "both",
-    pretrained: bool | str = False,
-    weights: str | Path | None = None,
     image_size: tuple[int, int] | None = None,
 ) -> nn.Module:
-    """Build a registered network by name.
+    """Build a registered network by name, with freshly initialized weights (trained weights:
+    `reslab.create_model(..., pretrained=...)`, in `reslab.run.weights`).
 
     `norm` is a key of `NORMS`; `shortcut` a key of `SHORTCUTS` (None keeps the one its paper
     uses); `shortcut_pad` places option A's zero channels on "both" sides or all "after".
     `num_classes`, `in_channels` and `image_size` (height, width) default to the model's own;
     the size matters only to networks that flatten their features (the small CNN).
-
-    `pretrained=True` loads the model's default shipped weights (a tag, or "resnet20.TAG" as
-    the name, picks others; ImageNet models take torchvision's from the local hub cache).
-    `weights=PATH` loads a file: reslab's safetensors, a torchvision state dict, or a known
-    foreign checkpoint format. Either returns the network in eval mode, with a
-    `pretrained_cfg` dict saying its classes and input normalization.
     """
-    if pretrained or weights is not None:
-        from reslab.models.loading import load_pretrained, load_weights_file
-
-        if pretrained and weights is not None:
-            raise ConfigError("give pretrained or weights, not both")
-        fixed = {
-            "in_channels": in_channels is not None,
-            "norm": norm != "batchnorm",
-            "shortcut": shortcut is not None,
-            "zero_init_residual": zero_init_residual,
-            "shortcut_pad": shortcut_pad != "both",
-            "image_size": image_size is not None,
-        }
-        if any(fixed.values()):
-            named = ", ".join(k for k, v in fixed.items() if v)
-            raise ConfigError(
-                f"{named}: set by the trained weights, not by the caller; load them as they are"
-            )
-        if pretrained:
-            return load_pretrained(name, pretrained, num_classes)
-        return load_weights_file(name, weights, num_classes)
     spec = get_spec(name)
     kind = _lookup("shortcut", spec.shortcut if shortcut is None else shortcut, SHORTCUTS)
     _lookup("shortcut_pad", shortcut_pad, dict.fromkeys(PAD_MODES))

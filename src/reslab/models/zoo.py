@@ -204,8 +204,8 @@ def _register_other_layouts() -> None:
             builder=ResNet9,
         )
     )
-    # The same net at a quarter of the width (1/16 of the FLOPs): shaped for a CPU's budget,
-    # where it trains about 1.7x as many images per second as resnet20 (docs/speed.md).
+    # The same net at a quarter of the width (1/16 of the FLOPs): shaped for a CPU's budget
+    # (docs/speed.md measures its speed against resnet20's).
     register(
         ModelSpec(
             name="resnet9_w16",

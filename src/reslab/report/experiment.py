@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reslab.io import atomic_write_text
 from reslab.report.markdown import markdown_table
+from reslab.run.directory import RunDir
 
 
 @dataclass
@@ -79,5 +80,7 @@ def to_html(title: str, intro: str, sections: list[Section]) -> str:
 
 
 def write_experiment_report(out: Path, title: str, intro: str, sections: list[Section]) -> Path:
-    atomic_write_text(out / "report.html", to_html(title, intro, sections))
-    return atomic_write_text(out / "report.md", to_markdown(title, intro, sections, out))
+    """report.md and report.html in `out`, named as a run directory names its report."""
+    folder = RunDir(out)
+    atomic_write_text(folder.report_html, to_html(title, intro, sections))
+    return atomic_write_text(folder.report, to_markdown(title, intro, sections, out))

@@ -12,6 +12,7 @@ from reslab.io import atomic_write_text
 from reslab.report.confusion import plot_confusion
 from reslab.report.curves import plot_curves
 from reslab.report.runs import RunRecord, load_run
+from reslab.run.directory import RunDir
 
 RESULT_COLUMNS = (
     "run", "model", "dataset", "norm", "optimizer", "lr", "epochs", "params",
@@ -129,7 +130,9 @@ def _remove_stale_figures(out_dir: Path, text: str) -> None:
             old.unlink(missing_ok=True)
 
 
-def _compose(runs: Sequence[RunRecord], names: list[str], title: str, evaluations: str) -> str:
+def _compose(
+    runs: Sequence[RunRecord], names: list[str], title: str, evaluations: str, curves: str
+) -> str:
     pairs = list(zip(runs, names, strict=True))
     unfinished = [n for r, n in pairs if not r.finished]
     note = f"\nUnfinished (no summary yet): {', '.join(unfinished)}.\n" if unfinished else ""
@@ -141,7 +144,7 @@ def _compose(runs: Sequence[RunRecord], names: list[str], title: str, evaluation
         "is the final evaluation at the end of training (with flip test-time augmentation only "
         "where the run's config says `tta = true`); the Evaluation section, where there is one, "
         "states its own protocol.\n\n"
-        "## Curves\n\n![loss, accuracy and learning rate per epoch](curves.png)\n\n"
+        f"## Curves\n\n![loss, accuracy and learning rate per epoch]({curves})\n\n"
         "Solid lines: training split; dashed: validation split.\n\n"
         f"## Last epoch\n\n{last}\n"
     )
@@ -156,9 +159,9 @@ def write_report(
         raise UserError("no run directories given; pass at least one")
     runs = [load_run(p) for p in run_dirs]
     names = _unique_names(runs)
-    out_dir = Path(out_dir)
-    plot_curves(runs, out_dir / "curves.png", labels=names)
+    out_dir, folder = Path(out_dir), RunDir(out_dir)  # a report folder is named as a run's
+    plot_curves(runs, folder.curves, labels=names)
     title = title or (f"Run {names[0]}" if len(runs) == 1 else f"{len(runs)} runs compared")
-    text = _compose(runs, names, title, _evaluations(runs, names, out_dir))
+    text = _compose(runs, names, title, _evaluations(runs, names, out_dir), folder.curves.name)
     _remove_stale_figures(out_dir, text)
-    return atomic_write_text(out_dir / "report.md", text)
+    return atomic_write_text(folder.report, text)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reslab.errors import UserError
-from reslab.train.run_dir import RunDir
+from reslab.run.directory import RunDir
 
 try:
     import tomllib

@@ -11,7 +11,7 @@ from rich.table import Table
 from reslab.errors import ConfigError
 from reslab.models import get_spec, list_models
 from reslab.models import pretrained as shipped_weights
-from reslab.models.figures import figures
+from reslab.models.costs import costs
 
 COLUMNS = (
     ("name", "left"),
@@ -41,15 +41,15 @@ def model_rows(pattern: str = "*") -> list[list[str]]:
     ours = _reslab_errors()
     rows = []
     for name in names:
-        spec, fig = get_spec(name), figures(name)
+        spec, cost = get_spec(name), costs(name)
         c, h, w = spec.input_size
         err = spec.reference_error
         rows.append(
             [
                 name,
                 spec.family,
-                f"{fig['params']:,}",
-                f"{fig['flops'] / 1e9:.3g}",
+                f"{cost['params']:,}",
+                f"{cost['flops'] / 1e9:.3g}",
                 f"{c}x{h}x{w}",
                 "-" if err is None else f"{err:.2f}",
                 ours.get(name, "-"),

@@ -1,10 +1,12 @@
-"""Training: the typed config, recipes, optimizers, schedules, checkpoints and the loop."""
+"""Training: recipes, the setup of a run, the training loop, time budgets and several processes.
+What a run is (its config, directory, checkpoints) is `reslab.run`'s."""
 
-from reslab.train.config import TrainConfig, build_config, compose_config
-from reslab.train.engine import TrainResult, fit, fit_restartable, resume
-from reslab.train.recipes import RECIPES, get_recipe
+from reslab.run.config import TrainConfig, build_config
+from reslab.train.recipes import DEFAULT_RECIPE, RECIPES, compose_config, get_recipe
+from reslab.train.session import TrainResult, fit, fit_restartable, resume
 
 __all__ = [
+    "DEFAULT_RECIPE",
     "RECIPES",
     "TrainConfig",
     "TrainResult",

@@ -17,6 +17,9 @@ lands at the end of its schedule whatever the machine's speed or load:
   before, the saves, and a margin of MARGIN of the budget;
 - with --epochs or --max-steps as well, whichever ends first ends the run; the summary says which.
 
+The loop asks a budget at named points (`stepped`, `refit`, `evaluated`, `saved`); a run without
+one asks `NO_BUDGET`, whose answers change nothing.
+
 What a budgeted run promises: it resumes exactly from its checkpoint (weights, optimizer, data
 order, step and length), keeping the budget it had already spent; but where its length is next
 re-fitted depends on the clock, so two budgeted runs are not bit-identical, unlike runs of a
@@ -26,11 +29,10 @@ fixed length (docs/reliability.md).
 from __future__ import annotations
 
 import math
-import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from reslab.errors import ConfigError
+from reslab.run.length import Length
 
 WARMUP_STEPS = 2  # untimed: compilation, cuDNN's search, caches
 PROBE_SECONDS = 3.0  # training time timed before the first sizing
@@ -39,46 +41,66 @@ MARGIN = 0.01  # of the budget, kept free for what no estimate covers
 AFTER_S = 2.0  # writing the weights, the summary and the CLI's report after the final evaluation
 EVAL_COST = 0.4  # time per image of an evaluation pass against a training step, before measured
 
-_UNITS = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "": 1.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|min|m|s|)")
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Seconds in "90s", "10m", "1h", "1h30m", "2.5m" or a plain number of seconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    s = str(text).strip().lower()
-    parts, pos = [], 0
-    while pos < len(s):
-        m = _PART.match(s, pos)
-        if not m or not m.group(0):
-            parts = []
-            break
-        parts.append(float(m.group(1)) * _UNITS[m.group(2)])
-        pos = m.end()
-        while pos < len(s) and s[pos] == " ":
-            pos += 1
-    if not parts:
-        raise ConfigError(
-            f"time_budget: cannot read {text!r} as a duration; write e.g. 90s, 10m, 1h30m or a "
-            "number of seconds"
-        )
-    return sum(parts)
-
 
 def clock() -> float:
     """The budget's clock (seconds; monotonic)."""
     return time.perf_counter()
 
 
-@dataclass
-class Budget:
-    """The budget of one run: its size, when this session started, what earlier sessions of
-    the run spent."""
+class NoBudget:
+    """A run without a time budget: its length is what epochs and max_steps say."""
 
-    seconds: float
-    started: float
-    spent_before: float = 0.0
+    budgeted = False
+
+    def stepped(self, step: int) -> None:
+        pass
+
+    def refit(self, step: int) -> None:
+        pass
+
+    def evaluated(self, seconds: float, images: int) -> None:
+        pass
+
+    def saved(self, seconds: float) -> None:
+        pass
+
+    def spent(self) -> float:
+        return 0.0
+
+
+NO_BUDGET = NoBudget()
+
+
+class TimeBudget:
+    """Fits a budgeted run's length to the time left. `training_s()` reads the run's training
+    time so far (steps only, evaluations and saves excluded); `agree_min` makes one length of
+    every process's fit."""
+
+    budgeted = True
+
+    def __init__(
+        self,
+        seconds: float,
+        started: float,
+        length: Length,
+        training_s: Callable[[], float],
+        *,
+        spent_before: float = 0.0,
+        batch_size: int,
+        evaluated_images: tuple[int, int],  # (each validation's, the final test's) images
+        eval_passes: int = 1,  # 2 with test-time augmentation
+        agree_min: Callable[[int], int] = lambda n: n,
+    ):
+        self.seconds, self.started, self.spent_before = seconds, started, spent_before
+        self.length, self.training_s, self.agree_min = length, training_s, agree_min
+        self.batch_size, self.eval_passes = batch_size, eval_passes
+        self.val_images, self.test_images = evaluated_images
+        self.sized = False
+        self.first_step: int | None = None  # this session's first step
+        self.mark: tuple[int, float] | None = None  # (step, training time) the speed is from
+        self.step_s: float | None = None  # measured seconds per step
+        self.eval_s_per_image: float | None = None  # measured, once an evaluation has run
+        self.save_s = 0.0  # the longest save seen
 
     def spent(self, now: float | None = None) -> float:
         return self.spent_before + (clock() if now is None else now) - self.started
@@ -86,62 +108,68 @@ class Budget:
     def left(self, now: float | None = None) -> float:
         return self.seconds - self.spent(now)
 
+    def stepped(self, step: int) -> None:
+        """After every step until the run is sized: the probe. Past the warm-up, time steps
+        until enough of them are timed, then size the run."""
+        if self.sized:
+            return
+        if self.first_step is None:
+            self.first_step = step - 1
+        done = step - self.first_step
+        if done == WARMUP_STEPS:  # compilation and autotuning are behind: start timing
+            self.mark = (step, self.training_s())
+        elif done > WARMUP_STEPS and self._probe_done(step):
+            self._fit_now(step)
 
-@dataclass
-class Sizer:
-    """Fits a budgeted run's length (total steps) to the time left."""
+    def _probe_done(self, step: int) -> bool:
+        goal = min(PROBE_SECONDS, PROBE_FRACTION * self.seconds)
+        mark_step, mark_s = self.mark
+        return step - mark_step >= 3 and self.training_s() - mark_s >= goal
 
-    budget: Budget
-    steps_per_epoch: int
-    batch_size: int
-    cap: int  # the length epochs/max_steps allow: the run never goes beyond it
-    val_images: int
-    test_images: int
-    tta: bool
-    sized: bool = False
-    mark_step: int = 0  # where the current speed measurement began
-    mark_time: float = 0.0
-    training_s: float = 0.0  # training time since the mark (excludes evaluations and saves)
-    step_s: float | None = None  # measured seconds per step
-    eval_s_per_image: float | None = None  # measured, once an evaluation has run
-    save_s: float = 0.0  # the longest save seen
+    def refit(self, step: int) -> None:
+        """Once the probe has sized the run: fit its length to the time left again (at check
+        points and before checkpoints), from the speed since the last fit."""
+        if self.sized:
+            self._fit_now(step)
 
-    def start(self, step: int) -> None:
-        self.mark_step, self.training_s = step, 0.0
+    def _fit_now(self, step: int) -> None:
+        now_s = self.training_s()
+        if step > self.mark[0] and now_s > self.mark[1]:
+            self.step_s = (now_s - self.mark[1]) / (step - self.mark[0])
+        self.mark = (step, now_s)
+        self.sized = True
+        if step >= self.length.total_steps:
+            # Landed at the end of the schedule (the epoch-end save comes after the last step):
+            # time left over is not turned into more steps, which would raise the lr again.
+            return
+        self.length.resize(self.agree_min(self.fit(step)))
 
-    def add_training(self, seconds: float) -> None:
-        self.training_s += seconds
+    def evaluated(self, seconds: float, images: int) -> None:
+        """An evaluation of `images` images (each with its test-time augmentation) took
+        `seconds`: what each one still to come will cost."""
+        self.eval_s_per_image = seconds / images if images else None
 
-    def probe_done_at(self, step: int, pending_s: float) -> bool:
-        """Whether enough steps past the warm-up are timed to size the run (`pending_s`: time
-        of steps not yet added)."""
-        goal = min(PROBE_SECONDS, PROBE_FRACTION * self.budget.seconds)
-        return step - self.mark_step >= 3 and self.training_s + pending_s >= goal
-
-    def measure(self, step: int) -> None:
-        if step > self.mark_step and self.training_s > 0:
-            self.step_s = self.training_s / (step - self.mark_step)
-        self.start(step)
+    def saved(self, seconds: float) -> None:
+        self.save_s = max(self.save_s, seconds)
 
     def reserve(self, step: int, total: int) -> float:
         """Seconds the rest of the run needs besides its training steps."""
         per_image = self.eval_s_per_image
         if per_image is None:
-            per_image = EVAL_COST * (self.step_s or 0.0) / self.batch_size
-        epoch_ends = max(0, math.ceil(total / self.steps_per_epoch) - step // self.steps_per_epoch)
-        evals = epoch_ends * self.val_images + self.test_images * (2 if self.tta else 1)
+            per_image = EVAL_COST * self.eval_passes * (self.step_s or 0.0) / self.batch_size
+        spe = self.length.steps_per_epoch
+        epoch_ends = max(0, math.ceil(total / spe) - step // spe)
+        evals = epoch_ends * self.val_images + self.test_images
         saves = (epoch_ends + 1) * self.save_s
-        return per_image * evals + saves + AFTER_S + MARGIN * self.budget.seconds
+        return per_image * evals + saves + AFTER_S + MARGIN * self.seconds
 
     def fit(self, step: int, now: float | None = None) -> int:
         """The run's new length in steps: as many as the time left affords, within the cap,
         and never fewer than done."""
-        self.sized = True
         if not self.step_s:
-            return self.cap
-        left = self.budget.left(now)
-        total = self.cap
+            return self.length.cap
+        left, total = self.left(now), self.length.cap
         for _ in range(3):  # the reserve depends on the length (epoch ends): settle it
             affordable = (left - self.reserve(step, total)) / self.step_s
-            total = min(self.cap, step + max(0, math.floor(affordable)))
+            total = min(self.length.cap, step + max(0, math.floor(affordable)))
         return max(step, total)

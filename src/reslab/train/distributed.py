@@ -17,6 +17,9 @@ from torch import nn
 
 @dataclass(frozen=True)
 class World:
+    """The processes of a run. Every collective is a method here, and each is a no-op for one
+    process, so the training loop reads the same with one rank or many."""
+
     rank: int = 0
     local_rank: int = 0
     size: int = 1
@@ -28,6 +31,49 @@ class World:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        """`t` summed over ranks, in place."""
+        if self.enabled:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def agree(self, flag: bool, at_check: bool, device: torch.device) -> bool:
+        """A decision to stop or to checkpoint: one process takes it at once; several take it
+        together, at check points only, True on every rank if it is True on any (a rank that
+        left the loop alone would leave the others waiting in their next collective)."""
+        if not self.enabled:
+            return flag
+        if not at_check:
+            return False
+        t = torch.tensor([float(flag)], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())  # host-device sync
+
+    def smallest(self, value: int, device: torch.device) -> int:
+        """The smallest of every rank's value, on every rank: a length fitted to each rank's
+        clock must be one length, or the ranks would leave the loop at different steps."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.int64, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return int(t.item())  # host-device sync
+
+    @torch.no_grad()
+    def average_norm_statistics(self, model: nn.Module) -> None:
+        """Average BN running statistics over ranks (each rank saw different batches), so
+        evaluation and the saved model do not depend on which rank saved it."""
+        if not self.enabled:
+            return
+        for m in model.modules():
+            if getattr(m, "running_mean", None) is not None and not isinstance(m, nn.SyncBatchNorm):
+                for buf in (m.running_mean, m.running_var):
+                    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+                    buf.div_(self.size)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
 
 
 SINGLE = World()  # one process, no process group
@@ -60,11 +106,6 @@ def init(world: World, device: torch.device) -> None:
     dist.init_process_group(backend, store=store, rank=rank, world_size=size)
 
 
-def barrier(world: World) -> None:
-    if world.enabled:
-        dist.barrier()
-
-
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -75,45 +116,6 @@ def device_for(world: World, device: torch.device) -> torch.device:
     if device.type == "cuda" and world.enabled:
         return torch.device("cuda", world.local_rank)
     return device
-
-
-def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:
-    if world.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
-def any_flag(flag: bool, world: World, device: torch.device) -> bool:
-    """True on every rank if it is True on any: stop decisions must be collective, or one rank
-    would wait forever in the next collective while another has left the loop."""
-    if not world.enabled:
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())  # host-device sync
-
-
-def min_int(value: int, world: World, device: torch.device) -> int:
-    """The smallest of every rank's value, on every rank: a length fitted to each rank's clock
-    must be one length, or the ranks would leave the loop at different steps."""
-    if not world.enabled:
-        return value
-    t = torch.tensor([value], dtype=torch.int64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return int(t.item())  # host-device sync
-
-
-@torch.no_grad()
-def average_norm_statistics(model: nn.Module, world: World) -> None:
-    """Average BN running statistics over ranks (each rank saw different batches), so evaluation
-    and the saved model do not depend on which rank saved it."""
-    if not world.enabled:
-        return
-    for m in model.modules():
-        if getattr(m, "running_mean", None) is not None and not isinstance(m, nn.SyncBatchNorm):
-            for buf in (m.running_mean, m.running_var):
-                dist.all_reduce(buf, op=dist.ReduceOp.SUM)
-                buf.div_(world.size)
 
 
 def wrap(model: nn.Module, world: World, device: torch.device, sync_bn: bool) -> nn.Module:

@@ -1,10 +1,14 @@
-"""Named training recipes: overrides of the config defaults, each with its source."""
+"""Named training recipes (overrides of the config defaults, each with its source), and the
+config of `reslab train`: defaults < recipe < TOML file < flags."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from reslab.errors import ConfigError
+from reslab.run.config import TrainConfig, build_config, read_toml
 
 
 @dataclass(frozen=True)
@@ -14,27 +18,17 @@ class Recipe:
     overrides: dict[str, object]
 
 
+DEFAULT_RECIPE = "he2015-cifar"  # what `reslab train` follows when no recipe is named
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         Recipe(
-            "he2015-cifar",
+            DEFAULT_RECIPE,
             "He et al. 2015, arXiv:1512.03385, Sec. 4.2: SGD 0.1, momentum 0.9, weight decay 1e-4, "
-            "batch 128, 45k/5k train/val split, lr /10 at 32k and 48k of 64k iterations",
-            dict(
-                model="resnet20",
-                dataset="cifar10",
-                optimizer="sgd",
-                lr=0.1,
-                momentum=0.9,
-                weight_decay=1e-4,
-                batch_size=128,
-                schedule="multistep",
-                milestones=[0.5, 0.75],
-                gamma=0.1,
-                max_steps=64_000,
-                epochs=0,
-            ),
+            "batch 128, 45k/5k train/val split, lr /10 at 32k and 48k of 64k iterations; these "
+            "are the config's own defaults",
+            {},
         ),
         Recipe(
             "cosine",
@@ -55,9 +49,9 @@ RECIPES: dict[str, Recipe] = {
             "cifar-onecycle",
             "the recipe of reslab's pretrained CIFAR-10 weights: 80 epochs of one-cycle lr "
             "(Smith & Topin 2017, arXiv:1708.07120) with Nesterov 0.2, weight decay 5e-4 off "
-            "norms and biases, label smoothing 0.1, an EMA of the weights, 45k/5k split (80 "
-            "epochs beat 60 on its validation split; the shipped weights then train on all "
-            "50k: --val-split 0)",
+            "norms and biases, label smoothing 0.1, an EMA of the weights, 45k/5k split (the "
+            "length chosen on its validation split, docs/pretrained.md; the shipped weights then "
+            "train on all 50k: --val-split 0)",
             dict(
                 model="resnet20",
                 dataset="cifar10",
@@ -77,8 +71,8 @@ RECIPES: dict[str, Recipe] = {
             ),
         ),
         Recipe(
-            "quick",
-            "a short run on the shipped CIFAR-10 sample (about two minutes on 2 CPU cores): "
+            "demo",
+            "a short run on the shipped CIFAR-10 sample, minutes on a CPU (`make demo`): "
             "one-cycle lr (Smith & Topin 2017, arXiv:1708.07120), label smoothing 0.1",
             dict(
                 model="resnet20",
@@ -157,3 +151,16 @@ def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise ConfigError(f"recipe: unknown value {name!r}; allowed: {', '.join(RECIPES)}")
     return RECIPES[name]
+
+
+def compose_config(
+    recipe: str | None = None,
+    file: str | Path | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> TrainConfig:
+    """The config of `reslab train`: defaults < recipe < TOML file < flags. The recipe is
+    `recipe`, else the file's `recipe` key, else DEFAULT_RECIPE."""
+    file_values = read_toml(file) if file else {}
+    name = recipe or str(file_values.pop("recipe", DEFAULT_RECIPE))
+    file_values.pop("recipe", None)
+    return build_config(get_recipe(name).overrides, file_values, flags or {})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import torch
@@ -12,18 +11,19 @@ from torch.optim.swa_utils import AveragedModel
 
 from reslab.data import DataSplits, DeviceLoader, holdout, load_dataset
 from reslab.errors import ConfigError
-from reslab.models import create_model
+from reslab.metrics import EVAL_BATCH
+from reslab.run.config import TrainConfig
+from reslab.run.device import autocast, resolve_precision
+from reslab.run.length import Length
+from reslab.run.model import build_model
+from reslab.run.optim import build_optimizer
+from reslab.run.schedule import build_scheduler
 from reslab.train import distributed, warm_start
-from reslab.train.config import TrainConfig
 from reslab.train.distributed import World
 from reslab.train.ema import EMA
-from reslab.train.optim import build_optimizer
-from reslab.train.runtime import CompiledOrEager, autocast, check_runtime, resolve_precision
-from reslab.train.schedule import build_scheduler
+from reslab.train.runtime import CompiledOrEager, check_runtime
 
 log = logging.getLogger("reslab.train")
-
-EVAL_BATCH = 500  # images per evaluation batch: no gradients, so larger than training batches
 
 
 @dataclass
@@ -38,9 +38,7 @@ class Setup:
     scaler: torch.amp.GradScaler
     autocast: object
     loss_fn: nn.Module
-    epochs: int  # the run's length; a time budget changes both as it re-sizes the run
-    steps_per_epoch: int
-    total_steps: int
+    length: Length  # the schedule reads it at every step; a time budget re-sizes it
     world: World = distributed.SINGLE
     # The data and its loaders: set by `build`; None in a Setup from `assemble` alone.
     data: DataSplits | None = None
@@ -54,31 +52,25 @@ class Setup:
         return self.ema.module if self.ema is not None else self.model
 
     def data_meta(self) -> dict:
-        d = self.data
-        return {
-            "dataset": d.name,
-            "classes": list(d.classes),
-            "mean": list(d.mean),
-            "std": list(d.std),
-            "in_channels": d.in_channels,
-            "image_size": list(d.image_size),
-        }
+        return data_record(self.data)
+
+    def sync_norms(self) -> None:
+        """Average BN statistics over processes (before evaluating or saving)."""
+        for model in (self.model, self.ema.module if self.ema is not None else None):
+            if model is not None:
+                self.world.average_norm_statistics(model)
 
 
-def build_model(
-    config: TrainConfig, num_classes: int, in_channels: int, image_size=None
-) -> nn.Module:
-    shortcut = None if config.shortcut == "default" else config.shortcut
-    return create_model(
-        config.model,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        norm=config.norm,
-        shortcut=shortcut,
-        zero_init_residual=config.zero_init_residual,
-        shortcut_pad=config.shortcut_pad,
-        image_size=image_size,
-    )
+def data_record(d: DataSplits) -> dict:
+    """What a run records of its data (in checkpoints, weights files and manifests)."""
+    return {
+        "dataset": d.name,
+        "classes": list(d.classes),
+        "mean": list(d.mean),
+        "std": list(d.std),
+        "in_channels": d.in_channels,
+        "image_size": list(d.image_size),
+    }
 
 
 def _loaders(config: TrainConfig, data: DataSplits, device, world: World):
@@ -117,20 +109,6 @@ def _loaders(config: TrainConfig, data: DataSplits, device, world: World):
     return train, val, test
 
 
-UNBOUNDED_STEPS = 10**9  # a time budget alone: the length is the budget's to size
-
-
-def length(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
-    """(epochs, total steps) that epochs and max_steps allow: the first limit reached. With
-    neither (a time budget sets the length) the cap is UNBOUNDED_STEPS."""
-    max_steps = config.max_steps or (0 if config.epochs else UNBOUNDED_STEPS)
-    epochs = config.epochs or math.ceil(max_steps / steps_per_epoch)
-    total = epochs * steps_per_epoch
-    if max_steps:
-        total = min(total, max_steps)
-    return epochs, total
-
-
 def build(config: TrainConfig, world: World = distributed.SINGLE, *, fresh: bool = True) -> Setup:
     """A run's parts from its config. `fresh`: a new run, whose model starts from
     `config.init` where one is given; a resumed one (False) gets its weights from its checkpoint."""
@@ -142,7 +120,7 @@ def build(config: TrainConfig, world: World = distributed.SINGLE, *, fresh: bool
     initial = warm_start.read(config) if fresh and config.init else None
     data = load_dataset(config.dataset, config.data_dir or None, skip_corrupt=config.skip_corrupt)
     train, val, test = _loaders(config, data, device, world)
-    model = build_model(config, data.num_classes, data.in_channels, data.image_size)
+    model = build_model(config, data_record(data))
     if initial is not None:
         line = warm_start.apply(model, initial, config, list(data.classes))
         if world.is_main:
@@ -168,7 +146,6 @@ def assemble(
     step_model = distributed.wrap(model, world, device, config.sync_bn)
     if config.sync_bn:
         model = step_model.module if world.enabled else step_model
-    epochs, total = length(config, steps_per_epoch)
     optimizer = build_optimizer(model, config)
     ema = None
     if config.ema:
@@ -186,10 +163,9 @@ def assemble(
         scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
         autocast=autocast(device, precision),
         loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        total_steps=total,
+        length=Length.of(config, steps_per_epoch),
     )
     # The schedule reads the run's length at every step: a time budget re-sizes it.
-    s.scheduler = build_scheduler(optimizer, config, lambda: s.total_steps, steps_per_epoch)
+    length = s.length
+    s.scheduler = build_scheduler(optimizer, config, lambda: length.total_steps, steps_per_epoch)
     return s

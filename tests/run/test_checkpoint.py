@@ -7,7 +7,7 @@ import torch
 
 from reslab.errors import CheckpointError
 from reslab.io import atomic_write
-from reslab.train.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from reslab.run.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from tests.hostile import write_pickle_payload_checkpoint
 
 

@@ -1,7 +1,8 @@
-"""The run directory: config, per-epoch metrics, checkpoints, final weights and summary.
+"""The run directory: config, per-epoch metrics, checkpoints, final weights and summary, and
+where reslab writes when it is not told where.
 
 `RunDir` is the one owner of the layout: every other module asks it for a file's path, and
-reads the metrics through it.
+reads the metrics through it. `default_location` is the one owner of the default folders.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from pathlib import Path
 
 from reslab.errors import UserError
 from reslab.io import atomic_write_json, atomic_write_text
-from reslab.train.config import to_toml
+from reslab.run.config import to_toml
+
+
+def default_location(*parts: str) -> Path:
+    """Where reslab writes what it was not told where to write: runs/PART/... under the current
+    directory, each part made safe as a folder name."""
+    return Path("runs", *(re.sub(r"[^A-Za-z0-9_.-]+", "_", p) or "_" for p in parts))
 
 
 class RunDir:
@@ -30,14 +37,16 @@ class RunDir:
         self.summary = self.path / "summary.json"
         self.evaluation = self.path / "eval.json"  # from `reslab eval`
         self.confusion = self.path / "confusion.png"  # from `reslab eval`
-        self.report = self.path / "report.md"
+        self.report = self.path / "report.md"  # from `reslab report` and `reslab train`
+        self.curves = self.path / "curves.png"  # the report's figure
+        self.report_html = self.path / "report.html"  # a report with its figures inlined
         self.status = self.path / "status.json"  # how an experiment's run ended
 
     @classmethod
     def default(cls, model: str, dataset: str) -> RunDir:
         """runs/MODEL-DATASET-TIME, where `reslab train` writes when not given --out."""
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.split("/")[-1] or "data")
-        return cls(f"runs/{model}-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        data = dataset.split("/")[-1] or "data"
+        return cls(default_location(f"{model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"))
 
     def model_file(self) -> Path | None:
         """What the run directory stands for as a model: its final weights, or its last

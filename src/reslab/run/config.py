@@ -1,28 +1,33 @@
-"""The typed training config: defaults < recipe < TOML file < command-line flags.
+"""The typed training config: what every key of a run means, its default, and what it allows.
 
 Each field carries its own help, its allowed values (read from the table that implements them:
 the optimizer table, the schedule table, the norm table...) or its range; the CLI flags, their
 --help and the docs' table are generated from these fields. Unknown keys and bad values fail
 here, before anything runs, with a message that names the key and what is allowed. The resolved
-config is saved with every run and inside every checkpoint.
+config is saved with every run (config.toml) and inside every checkpoint. Layering (defaults <
+recipe < file < flags) is `reslab.train.recipes.compose_config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomli_w
+
 from reslab.errors import ConfigError
 from reslab.models.layers import NORMS, PAD_MODES, SHORTCUTS
-from reslab.train.budget import parse_duration
-from reslab.train.optim import OPTIMIZERS
-from reslab.train.runtime import DEVICES, PRECISION_CHOICES
-from reslab.train.schedule import SCHEDULES
+from reslab.run import length
+from reslab.run.device import DEVICES, PRECISION_CHOICES
+from reslab.run.optim import OPTIMIZERS
+from reslab.run.schedule import SCHEDULES
 
 try:
     import tomllib
@@ -53,13 +58,61 @@ class Check:
     expected: str
 
 
-def between(low: float, high: float, what: str = "an integer") -> Check:
-    """low <= value <= high: every number has an upper bound too, so that an absurd value
-    (1e300 warmup epochs) is refused here rather than overflowing hours later."""
-    return Check(lambda v: low <= v <= high, f"{what} in [{low:g}, {high:g}]")
+def _bound(x: float) -> str:
+    """A bound as a reader writes it: 1e6 rather than 1000000, 1,048,576 rather than 1.04858e+06."""
+    if x == int(x) and abs(x) >= 10**5:
+        power = math.log10(abs(x))
+        return f"{'-' if x < 0 else ''}1e{power:.0f}" if power == int(power) else f"{int(x):,}"
+    return f"{x:g}"
 
 
-UNIT = Check(lambda v: 0 <= v < 1, "a number in [0, 1)")
+def between(
+    low: float,
+    high: float,
+    what: str = "an integer",
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+    note: str = "",
+) -> Check:
+    """A value in [low, high] (or open at either end), checked and described from the same
+    bounds. Every number has an upper bound too, so that an absurd value (1e300 warmup epochs)
+    is refused here rather than overflowing hours later."""
+
+    def ok(v: float) -> bool:
+        return (low < v if open_low else low <= v) and (v < high if open_high else v <= high)
+
+    interval = f"{'(' if open_low else '['}{_bound(low)}, {_bound(high)}{')' if open_high else ']'}"
+    return Check(ok, f"{what} in {interval}" + (f"; {note}" if note else ""))
+
+
+UNIT = between(0, 1, "a number", open_high=True)
+
+_UNITS = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "": 1.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|min|m|s|)")
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds in "90s", "10m", "1h", "1h30m", "2.5m" or a plain number of seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    s = str(text).strip().lower()
+    parts, pos = [], 0
+    while pos < len(s):
+        m = _PART.match(s, pos)
+        if not m or not m.group(0):
+            parts = []
+            break
+        parts.append(float(m.group(1)) * _UNITS[m.group(2)])
+        pos = m.end()
+        while pos < len(s) and s[pos] == " ":
+            pos += 1
+    if not parts:
+        raise ConfigError(
+            f"time_budget: cannot read {text!r} as a duration; write e.g. 90s, 10m, 1h30m or a "
+            "number of seconds"
+        )
+    return sum(parts)
 
 
 def option(
@@ -118,33 +171,26 @@ class TrainConfig:
     val_split: int = option(
         -1,
         "images held out of train for validation",
-        check=Check(
-            lambda v: -1 <= v <= 2**31 - 1, "an integer >= 0, or -1 for the data set's default"
-        ),
+        check=between(-1, 2**31 - 1, note="-1 for the data set's default"),
     )
     skip_corrupt: bool = option(False, "skip unreadable images in folder: data sets, not fail")
     # -- how long
     epochs: int = option(
         0,
         "passes over the training split",
-        check=Check(
-            lambda v: 0 <= v <= 10**6,
-            "an integer in [1, 1e6], or 0 to let max_steps (or a time budget) set the length",
-        ),
+        check=between(0, 10**6, note="0 lets max_steps (or a time budget) set the length"),
     )
     max_steps: int = option(
         64_000,
         "optimizer steps; with epochs too, the first to end",
-        check=Check(
-            lambda v: 0 <= v <= 10**9, "an integer in [0, 1e9]; 0 lets epochs set the length"
-        ),
+        check=between(0, 10**9, note="0 lets epochs set the length"),
     )
     time_budget: float = option(
         0.0,
         "wall time for the whole command (90s, 10m, 1h30m or seconds): the run sizes itself and "
         "lands at the end of its schedule within it; with epochs/max_steps, the first to end; "
         "0 = off",
-        check=Check(lambda v: 0 <= v <= 10**7, "a duration of at most 1e7 s"),
+        check=between(0, 10**7, "a duration in seconds"),
         parse=parse_duration,
     )
     batch_size: int = option(
@@ -152,14 +198,12 @@ class TrainConfig:
     )
     # -- optimizer
     optimizer: str = option("sgd", "the optimizer", choices=OPTIMIZERS)
-    lr: float = option(
-        0.1, "peak learning rate", check=Check(lambda v: 0 < v <= 1e6, "a number > 0 and <= 1e6")
-    )
+    lr: float = option(0.1, "peak learning rate", check=between(0, 1e6, "a number", open_low=True))
     momentum: float = option(0.9, "SGD/Nesterov/RMSprop momentum; Adam's beta1", check=UNIT)
     weight_decay: float = option(
         1e-4,
         "L2 penalty (decoupled for adamw)",
-        check=Check(lambda v: 0 <= v <= 1, "a number >= 0 and <= 1"),
+        check=between(0, 1, "a number"),
     )
     no_decay_norm_bias: bool = option(False, "keep norm weights and all biases out of weight decay")
     # -- schedule
@@ -170,24 +214,24 @@ class TrainConfig:
     step_size: float = option(
         0.3,
         "step: decay every this fraction of the run",
-        check=Check(lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+        check=between(0, 1, "a fraction", open_low=True),
     )
     gamma: float = option(
         0.1,
         "step/multistep: lr factor at each drop",
-        check=Check(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        check=between(0, 1, "a number", open_low=True),
     )
     warmup_epochs: float = option(
         0.0,
         "linear warmup from 0, in epochs",
-        check=Check(lambda v: 0 <= v <= 10**4, "a number >= 0 and <= 10000"),
+        check=between(0, 10**4, "a number"),
     )
     # -- regularization and tricks
     label_smoothing: float = option(0.0, "cross-entropy label smoothing", check=UNIT)
     ema: float = option(
         0.0,
         "decay of an exponential moving average of the weights (and BN statistics)",
-        check=Check(lambda v: 0 <= v < 1, "a decay in [0, 1), 0 = off"),
+        check=between(0, 1, "a decay", open_high=True, note="0 = off"),
     )
     crop_padding: int = option(
         4, "random-crop padding, px; 0 turns cropping off", check=between(0, 1024)
@@ -226,7 +270,7 @@ class TrainConfig:
         600.0,
         "seconds between checkpoints inside an epoch (besides the one at each epoch's end), so "
         "a killed run loses at most this much; 0 = at epoch ends only",
-        check=Check(lambda v: 0 <= v <= 10**7, "a number of seconds in [0, 1e7]"),
+        check=between(0, 10**7, "a number of seconds"),
     )
 
     def validate(self) -> TrainConfig:
@@ -247,12 +291,7 @@ class TrainConfig:
                 _check(math.isfinite(value), f.name, value, "a finite number")
             if check is not None:
                 _check(check.ok(value), f.name, value, check.expected)
-        _check(
-            self.epochs > 0 or self.max_steps > 0 or self.time_budget > 0,
-            "epochs",
-            self.epochs,
-            "an integer >= 1, or set max_steps or time_budget",
-        )
+        length.check_limits(self)
         _check(
             all(0 < m < 1 for m in self.milestones) and self.milestones == sorted(self.milestones),
             "milestones",
@@ -280,6 +319,34 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 HINTS = typing.get_type_hints(TrainConfig)
 
 
+def default_of(name: str) -> object:
+    f = FIELDS[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def flag(name: str, value: bool = True) -> str:
+    """The command-line flag of config key `name`: batch_size -> --batch-size. A bool key takes
+    --KEY for true and --no-KEY for false, except a key that already says no (no_decay_norm_bias:
+    --no-decay-norm-bias for true, --decay-norm-bias for false)."""
+    dashed = name.replace("_", "-")
+    if HINTS.get(name) is not bool or value:
+        return f"--{dashed}"
+    return f"--{dashed[3:]}" if name.startswith("no_") else f"--no-{dashed}"
+
+
+def as_flags(values: Mapping[str, object]) -> list[str]:
+    """Config values as the `reslab train` flags that set them."""
+    words: list[str] = []
+    for name, value in values.items():
+        if isinstance(value, bool):
+            words.append(flag(name, value))
+        elif isinstance(value, (list, tuple)):
+            words += [flag(name), *map(str, value)]
+        else:
+            words += [flag(name), str(value)]
+    return words
+
+
 def describe(name: str) -> str:
     """A key's help with its allowed values or range and its default: for --help and the docs."""
     f = FIELDS[name]
@@ -289,7 +356,7 @@ def describe(name: str) -> str:
         text += f"; one of {', '.join(choices)}"
     elif check is not None:
         text += f"; {check.expected}"
-    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    default = default_of(name)
     shown = default if isinstance(default, str) and default else repr(default)
     return f"{text} (default: {shown})"
 
@@ -297,8 +364,6 @@ def describe(name: str) -> str:
 def coerce(key: str, value: object) -> object:
     """Check one key and convert its value to the field's type (ints are accepted as floats)."""
     if key not in FIELDS:
-        import difflib
-
         close = difflib.get_close_matches(key, list(FIELDS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown config key {key!r}{hint}")
@@ -326,39 +391,17 @@ def _is_number(v: object) -> bool:
 
 
 def build_config(*layers: Mapping[str, object]) -> TrainConfig:
-    """Merge layers of overrides left to right onto the defaults, then validate.
-
-    A layer that sets only one of epochs and max_steps means that length: the other one, if a
-    lower layer set it, is cleared (so `--epochs 300` over a 64k-step recipe trains 300 epochs).
-    """
+    """Merge layers of overrides left to right onto the defaults, then validate (how a layer
+    that sets one of the length keys treats the other: `reslab.run.length.merge`)."""
     values: dict[str, object] = {}
     for layer in layers:
-        given = {key: coerce(key, value) for key, value in layer.items()}
-        for key, other in (("epochs", "max_steps"), ("max_steps", "epochs")):
-            if key in given and other not in given:
-                values[other] = 0
-        values.update(given)
+        length.merge(values, {key: coerce(key, value) for key, value in layer.items()})
     return TrainConfig(**values).validate()
 
 
 def saved_config(values: Mapping[str, object], *overrides: Mapping[str, object]) -> TrainConfig:
     """The config of a saved run or checkpoint, read with the meaning it had when written."""
     return build_config(LEGACY_DEFAULTS, values, *overrides)
-
-
-def compose_config(
-    recipe: str | None = None,
-    file: str | Path | None = None,
-    flags: Mapping[str, object] | None = None,
-) -> TrainConfig:
-    """The config of `reslab train`: defaults < recipe < TOML file < flags. The recipe is
-    `recipe`, else the file's `recipe` key, else he2015-cifar."""
-    from reslab.train.recipes import get_recipe
-
-    file_values = read_toml(file) if file else {}
-    name = recipe or str(file_values.pop("recipe", "he2015-cifar"))
-    file_values.pop("recipe", None)
-    return build_config(get_recipe(name).overrides, file_values, flags or {})
 
 
 def read_toml(path: str | Path) -> dict[str, object]:
@@ -377,20 +420,5 @@ def read_toml(path: str | Path) -> dict[str, object]:
 
 
 def to_toml(values: Mapping[str, object]) -> str:
-    """TOML for a flat mapping of str, bool, int, float and lists of numbers."""
-    lines = []
-    for key, value in values.items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
+    """A config as TOML text, as config.toml holds it."""
+    return tomli_w.dumps(dict(values))

@@ -1,18 +1,27 @@
-"""Optimizers as a table, and parameter groups that can spare norms and biases from decay."""
+"""What the config's `optimizer` names mean: the optimizers as a table, and parameter groups
+that can spare norms and biases from decay."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from reslab.train.config import TrainConfig
+
+class Settings(Protocol):
+    """The config keys an optimizer is built from."""
+
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    no_decay_norm_bias: bool
+
 
 # name -> builder(param_groups, config). Momentum doubles as Adam's beta1 so one flag tunes both.
-OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[[list[dict], Settings], torch.optim.Optimizer]] = {
     "sgd": lambda g, c: torch.optim.SGD(g, lr=c.lr, momentum=c.momentum),
     "nesterov": lambda g, c: torch.optim.SGD(g, lr=c.lr, momentum=c.momentum, nesterov=True),
     "adam": lambda g, c: torch.optim.Adam(g, lr=c.lr, betas=(c.momentum, 0.999)),
@@ -43,6 +52,6 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_norm_bias: bool
     ]
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: Settings) -> torch.optim.Optimizer:
     groups = param_groups(model, config.weight_decay, config.no_decay_norm_bias)
     return OPTIMIZERS[config.optimizer](groups, config)

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from reslab.train.config import build_config
-from reslab.train.schedule import build_scheduler, lr_factor
+from reslab.run.config import build_config
+from reslab.run.schedule import build_scheduler, lr_factor
 
 
 def _lrs(config, total, per_epoch=10):

@@ -1,4 +1,5 @@
-"""Checkpoints: written atomically, read without ever running code from the file.
+"""The checkpoint and final-weights formats: written atomically, read without ever running code
+from the file.
 
 `torch.load(..., weights_only=True)` unpickles only tensors and plain containers, so a file
 carrying a code-execution payload is refused instead of run; weights ship as safetensors.
@@ -40,9 +41,14 @@ def load_checkpoint(path: str | Path) -> dict:
     return check_checkpoint(read_torch_file(path), path)
 
 
+def is_checkpoint(content: object) -> bool:
+    """Whether the content of a torch file is a reslab checkpoint (of any version)."""
+    return isinstance(content, dict) and content.get("format") == FORMAT
+
+
 def check_checkpoint(state: object, path: Path) -> dict:
     """`state`, read from `path`, if it is a reslab checkpoint this version can read."""
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not is_checkpoint(state):
         raise CheckpointError(f"{path} is not a reslab checkpoint")
     if state.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer reslab (format {state['version']})")
@@ -56,20 +62,32 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: di
     return _write(path, lambda f: f.write(save(tensors, metadata=metadata)))
 
 
-def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+def weights_header(path: str | Path) -> dict[str, str]:
+    """The header of a safetensors file (reslab's: "format" and "meta", the JSON of the run's
+    config and data), read without its tensors."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
+            return f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({clip(str(e), 120)})"
+        ) from None
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors of a weights file and its reslab header ({} for a bare safetensors file)."""
+    header = weights_header(path)
+    try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(
             f"{path} is not a readable safetensors file ({clip(str(e), 120)})"
         ) from None
     try:
-        meta = json.loads(metadata.get("meta", "{}"))
+        meta = json.loads(header.get("meta", "{}"))
     except json.JSONDecodeError:
         raise CheckpointError(f"{path} has a malformed reslab header") from None
     return tensors, meta

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+EVAL_BATCH = 500  # images per evaluation batch: no gradients, so larger than training batches
+
 
 @dataclass
 class EvalResult:

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from reslab.models import create_model
-from reslab.train.config import FIELDS, build_config, choices_of
-from reslab.train.optim import OPTIMIZERS, build_optimizer, param_groups
+from reslab.run.config import FIELDS, build_config, choices_of
+from reslab.run.optim import OPTIMIZERS, build_optimizer, param_groups
 
 
 def test_the_config_allows_exactly_the_optimizer_table():

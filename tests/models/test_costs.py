@@ -4,7 +4,7 @@
 import pytest
 
 from reslab.models import list_models, model_info
-from reslab.models.figures import measure, stored
+from reslab.models.costs import measure, stored
 
 
 def test_every_model_has_stored_figures_with_its_parameter_count():

@@ -1,4 +1,5 @@
-"""Learning-rate schedules as pure functions of the step, wrapped in a LambdaLR.
+"""What the config's `schedule` names mean: learning-rate schedules as pure functions of the
+step, wrapped in a LambdaLR.
 
 A pure function keeps resume exact: the scheduler's whole state is its step count.
 """
@@ -7,12 +8,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
-if TYPE_CHECKING:
-    from reslab.train.config import TrainConfig
+
+class Settings(Protocol):
+    """The config keys a schedule is built from."""
+
+    schedule: str
+    milestones: list[float]
+    step_size: float
+    gamma: float
+    warmup_epochs: float
+
 
 Factor = Callable[[float], float]  # fraction of the run after warmup (0..1) -> lr multiplier
 
@@ -26,7 +35,7 @@ def _onecycle(t: float) -> float:
 
 
 # name -> the schedule's shape, given the config (for its milestones, gamma and step size).
-SCHEDULES: dict[str, Callable[[TrainConfig], Factor]] = {
+SCHEDULES: dict[str, Callable[[Settings], Factor]] = {
     "constant": lambda c: lambda t: 1.0,
     "step": lambda c: lambda t: c.gamma ** math.floor(t / c.step_size + 1e-9),
     "multistep": lambda c: lambda t: c.gamma ** sum(t >= m for m in c.milestones),
@@ -37,7 +46,7 @@ SCHEDULES: dict[str, Callable[[TrainConfig], Factor]] = {
 
 
 def lr_factor(
-    config: TrainConfig, total_steps: int | Callable[[], int], steps_per_epoch: int
+    config: Settings, total_steps: int | Callable[[], int], steps_per_epoch: int
 ) -> Callable[[int], float]:
     """The lr multiplier at each step: linear warmup, then the schedule's shape. `total_steps`
     may be a function, read at every step: a run sized to a time budget changes its length."""
@@ -55,7 +64,7 @@ def lr_factor(
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer,
-    config: TrainConfig,
+    config: Settings,
     total_steps: int | Callable[[], int],
     steps_per_epoch: int,
 ) -> torch.optim.lr_scheduler.LambdaLR:
