@@ -97,27 +97,33 @@ def start_cli(
     )
 
 
+@pytest.fixture(autouse=True)
+def _process_state():
+    """What the CLI's `main` sets for its whole process (the `reslab` logger's handler, torch's
+    threads), put back after every test that called it in this process."""
+    import torch
+
+    logger = logging.getLogger("reslab")
+    threads, handlers = torch.get_num_threads(), list(logger.handlers)
+    propagate, level = logger.propagate, logger.level
+    yield
+    torch.set_num_threads(threads)
+    logger.handlers[:], logger.propagate = handlers, propagate
+    logger.setLevel(level)
+
+
 @pytest.fixture
 def cli(data_dir, monkeypatch, capsys):
     """`reslab ARGS...` in this process, through the same `main` the console script calls:
     (*args, data_dir=...) -> a CompletedProcess with the exit code and what was printed. For
     everything but what needs a process of its own (signals, torchrun, the console script)."""
-    import torch
-
     from reslab.cli import main
 
     def run(*args: object, data_dir: Path | str | None = data_dir):
         if data_dir is not None:
             monkeypatch.setenv("RESLAB_DATA", str(data_dir))
         capsys.readouterr()
-        threads, logger = torch.get_num_threads(), logging.getLogger("reslab")
-        handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
-        try:
-            code = main([str(a) for a in args])
-        finally:  # what the command sets for its process must not outlive it here
-            torch.set_num_threads(threads)
-            logger.handlers[:], logger.propagate = handlers, propagate
-            logger.setLevel(level)
+        code = main([str(a) for a in args])
         out, err = capsys.readouterr()
         return subprocess.CompletedProcess(args, code, out, err)
 

@@ -96,8 +96,10 @@ def test_plain_twins_have_the_resnet_size(depth):
 
 
 # The deepest and widest networks take most of this test's time; each family keeps a smaller
-# member in the default suite, and these run with the slow tests.
-HEAVY = {"resnet101", "resnet152", "resnet200", "resnet110", "resnet1202", "plain110",
+# member in the default suite (the ImageNet bottleneck nets run in test_torchvision_compat.py and
+# test_fold.py there), and these run with the slow tests.
+HEAVY = {"resnet34", "plain34", "resnet50", "resnet101", "resnet152", "resnet200", "resnet110",
+         "resnet1202", "plain110",
          "preact_resnet110", "preact_resnet164", "preact_resnet1001", "wrn28_10",
          "resnet34_cifar", "resnet50_cifar"}  # fmt: skip
 

@@ -135,11 +135,21 @@ def test_divergence_names_the_step_and_keeps_the_last_checkpoint(tmp_path, tiny)
         fit(config, tmp_path / "run", quiet=True)
 
 
-@pytest.mark.parametrize("recipe", ["he2015-cifar", "cosine", "demo", "fast"])
-def test_every_recipe_runs_on_the_sample(tmp_path, data_dir, recipe):
-    from reslab.train.recipes import get_recipe
+# Each recipe with its own network: the default suite runs three kinds (a step schedule, one-cycle,
+# a time budget); the rest, ResNet-9 and ResNet-18 among them, run with the slow tests.
+SLOW_RECIPES = ("cosine", "cifar-onecycle", "fast", "tutorial-resnet18")
 
-    tiny_run = tiny_settings(max_steps=2, data_dir=str(data_dir))
+
+@pytest.mark.parametrize(
+    "recipe",
+    ["he2015-cifar", "demo", "cpu-budget",
+     *(pytest.param(r, marks=pytest.mark.slow) for r in SLOW_RECIPES)],
+)  # fmt: skip
+def test_every_recipe_runs_on_the_sample(tmp_path, data_dir, recipe):
+    from reslab.train.recipes import RECIPES, get_recipe
+
+    assert len(RECIPES) == 7  # a new recipe joins this list
+    tiny_run = tiny_settings(max_steps=2, data_dir=str(data_dir), model=None, time_budget=None)
     config = build_config(get_recipe(recipe).overrides, tiny_run)
     result = fit(config, tmp_path / recipe, quiet=True)
     assert result.summary["steps"] == 2 and 0 <= result.summary["test_acc"] <= 1

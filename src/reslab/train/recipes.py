@@ -20,6 +20,11 @@ class Recipe:
 
 DEFAULT_RECIPE = "he2015-cifar"  # what `reslab train` follows when no recipe is named
 
+# What the one-cycle recipes share: Nesterov momentum, weight decay off norms and biases, the
+# schedule's length in epochs, channels-last.
+ONE_CYCLE = dict(optimizer="nesterov", momentum=0.9, weight_decay=5e-4, no_decay_norm_bias=True,
+                 schedule="onecycle", max_steps=0, channels_last=True)  # fmt: skip
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
@@ -53,21 +58,15 @@ RECIPES: dict[str, Recipe] = {
             "length chosen on its validation split, docs/pretrained.md; the shipped weights then "
             "train on all 50k: --val-split 0)",
             dict(
+                ONE_CYCLE,
                 model="resnet20",
                 dataset="cifar10",
-                optimizer="nesterov",
                 lr=0.2,
-                momentum=0.9,
-                weight_decay=5e-4,
-                no_decay_norm_bias=True,
                 batch_size=128,
-                schedule="onecycle",
                 epochs=80,
-                max_steps=0,
                 label_smoothing=0.1,
                 ema=0.999,
                 val_split=5000,
-                channels_last=True,
             ),
         ),
         Recipe(
@@ -75,19 +74,13 @@ RECIPES: dict[str, Recipe] = {
             "a short run on the shipped CIFAR-10 sample, minutes on a CPU (`make demo`): "
             "one-cycle lr (Smith & Topin 2017, arXiv:1708.07120), label smoothing 0.1",
             dict(
+                ONE_CYCLE,
                 model="resnet20",
                 dataset="cifar10-sample",
-                optimizer="nesterov",
                 lr=0.2,
-                momentum=0.9,
-                weight_decay=5e-4,
                 batch_size=128,
-                schedule="onecycle",
                 epochs=15,
-                max_steps=0,
                 label_smoothing=0.1,
-                no_decay_norm_bias=True,
-                channels_last=True,
             ),
         ),
         Recipe(
@@ -97,21 +90,15 @@ RECIPES: dict[str, Recipe] = {
             "0.2, weights averaged (EMA), flip test-time augmentation; add --precision bf16 "
             "--compile on a GPU",
             dict(
+                ONE_CYCLE,
                 model="resnet9",
                 dataset="cifar10",
-                optimizer="nesterov",
                 lr=0.4,
-                momentum=0.9,
-                weight_decay=5e-4,
-                no_decay_norm_bias=True,
                 batch_size=512,
-                schedule="onecycle",
                 epochs=10,
-                max_steps=0,
                 label_smoothing=0.2,
                 ema=0.99,
                 tta=True,
-                channels_last=True,
                 val_split=0,
             ),
         ),
@@ -123,24 +110,40 @@ RECIPES: dict[str, Recipe] = {
             "augmentation, in fp32 so that it holds on any CPU; the run sizes itself to "
             "--time-budget",
             dict(
+                ONE_CYCLE,
                 model="resnet9_w16",
                 dataset="cifar10",
-                optimizer="nesterov",
                 lr=0.4,
-                momentum=0.9,
-                weight_decay=5e-4,
-                no_decay_norm_bias=True,
                 batch_size=256,
-                schedule="onecycle",
                 epochs=0,
-                max_steps=0,
                 time_budget=600.0,
                 label_smoothing=0.1,
                 ema=0.0,
                 tta=True,
-                channels_last=True,
                 precision="fp32",
                 val_split=2000,
+            ),
+        ),
+        Recipe(
+            "tutorial-resnet18",
+            "the setting of many introductory CIFAR-10 tutorials, not a paper's (and not the "
+            "benchmarks' baseline pipeline): the 11 M-parameter CIFAR ResNet-18 (3x3 stem, no "
+            "max-pool), SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 128, random crop "
+            "(padding 4) and flips, 10 epochs at a constant learning rate, all 50k images",
+            dict(
+                model="resnet18_cifar",
+                dataset="cifar10",
+                optimizer="sgd",
+                lr=0.1,
+                momentum=0.9,
+                weight_decay=5e-4,
+                batch_size=128,
+                schedule="constant",
+                epochs=10,
+                max_steps=0,
+                crop_padding=4,
+                flip=True,
+                val_split=0,
             ),
         ),
     )
