@@ -55,6 +55,40 @@ def zoo_table() -> str:
     return markdown_table([c for c, _ in COLUMNS], model_rows())
 
 
+# The depth family: ResNet-20/32/44/56 trained with one recipe, length and precision, so that
+# depth is the only change (docs/pretrained.md).
+DEPTHS = (20, 32, 44, 56)
+DEPTH_TAG = "onecycle40_full_c10jpeg"
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h ({seconds:,.0f} s)"
+
+
+def depth_table() -> str:
+    """The shipped weights of the depth family, as their manifests record them."""
+    from reslab.models import get_spec, pretrained
+    from reslab.models.costs import costs
+
+    shipped, rows = pretrained.shipped(), []
+    for depth in DEPTHS:
+        name = f"resnet{depth}"
+        cost, paper = costs(name), get_spec(name).reference_error
+        m = shipped.get(f"{name}.{DEPTH_TAG}", pretrained.Weights({})).manifest
+        trained = [
+            f"{100 * (1 - m['test_acc']):.2f} ({100 * m['test_acc']:.2f}% accuracy)",
+            str(m["epochs"]),
+            m["config"]["precision"],
+            _hours(m["wall_time_s"]),
+            m["device"],
+        ] if m else ["not trained yet", "-", "-", "-", "-"]  # fmt: skip
+        rows.append([f"`{name}.{DEPTH_TAG}`", f"{paper:.2f}", trained[0], f"{cost['params']:,}",
+                     f"{cost['flops'] / 1e9:.3g}", *trained[1:]])  # fmt: skip
+    columns = ["weights", "paper error % (original pixels)", "reslab error % (JPEG copy)",
+               "params", "GFLOPs", "epochs", "precision", "training time", "machine"]  # fmt: skip
+    return markdown_table(columns, rows)
+
+
 def norms_table() -> str:
     rows = [[f"`{k}`", v.help, "yes" if v.layer1d else "no"] for k, v in NORMS.items()]
     return markdown_table(["value", "layer", "has a 1-d form"], rows)
@@ -63,6 +97,7 @@ def norms_table() -> str:
 TABLES = {
     "training.md": {"config": config_table, "recipes": recipes_table},
     "models.md": {"zoo": zoo_table, "shortcuts": shortcuts_table, "norms": norms_table},
+    "pretrained.md": {"depth": depth_table},
 }
 
 
