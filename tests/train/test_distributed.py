@@ -187,3 +187,14 @@ def test_a_user_error_inside_a_worker_reaches_the_user_as_one_line(tmp_path, dat
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: validation split 100000")
     assert "Traceback" not in r.stderr and "ChildFailedError" not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_time_budget_sizes_one_length_for_every_process(tmp_path, data_dir):
+    # Each rank times its own steps; the probe must end at the same step on every rank and the
+    # length be one, or a rank would wait forever in a collective the others never reach.
+    args = [*COMMON, "--epochs", 50, "--time-budget", "20s", "--nproc", 2]
+    r = run_cli("train", *args, "--out", tmp_path / "r", data_dir=data_dir, timeout=240)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["stopped_by"] == "time budget" and summary["budget_spent_s"] <= 20

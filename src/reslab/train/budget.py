@@ -73,8 +73,9 @@ NO_BUDGET = NoBudget()
 
 class TimeBudget:
     """Fits a budgeted run's length to the time left. `training_s()` reads the run's training
-    time so far (steps only, evaluations and saves excluded); `agree_min` makes one length of
-    every process's fit."""
+    time so far (steps only, evaluations and saves excluded). With several processes each times
+    its own steps: `agree_any` makes the probe end at the same step on all of them (True on all
+    if True on any) and `agree_min` makes one length of their fits."""
 
     budgeted = True
 
@@ -89,10 +90,12 @@ class TimeBudget:
         batch_size: int,
         evaluated_images: tuple[int, int],  # (each validation's, the final test's) images
         eval_passes: int = 1,  # 2 with test-time augmentation
+        agree_any: Callable[[bool], bool] = lambda flag: flag,
         agree_min: Callable[[int], int] = lambda n: n,
     ):
         self.seconds, self.started, self.spent_before = seconds, started, spent_before
-        self.length, self.training_s, self.agree_min = length, training_s, agree_min
+        self.length, self.training_s = length, training_s
+        self.agree_any, self.agree_min = agree_any, agree_min
         self.batch_size, self.eval_passes = batch_size, eval_passes
         self.val_images, self.test_images = evaluated_images
         self.sized = False
@@ -118,7 +121,7 @@ class TimeBudget:
         done = step - self.first_step
         if done == WARMUP_STEPS:  # compilation and autotuning are behind: start timing
             self.mark = (step, self.training_s())
-        elif done > WARMUP_STEPS and self._probe_done(step):
+        elif done > WARMUP_STEPS and self.agree_any(self._probe_done(step)):
             self._fit_now(step)
 
     def _probe_done(self, step: int) -> bool:

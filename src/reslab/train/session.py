@@ -159,6 +159,7 @@ def _budget(s: Setup, pos: Position, started: float, watch: Stopwatch) -> TimeBu
         batch_size=s.config.batch_size,
         evaluated_images=(val, len(s.test_loader.labels)),
         eval_passes=2 if s.config.tta else 1,
+        agree_any=lambda flag: s.world.agree(flag, True, s.device),  # every rank, every step
         agree_min=lambda n: s.world.smallest(n, s.device),
     )
 
