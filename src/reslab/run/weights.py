@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reslab import models
 from reslab.errors import CheckpointError, ConfigError, UserError
 from reslab.io import clip, read_torch_file
+from reslab.models import create_model as create_network
+from reslab.models import get_spec
 from reslab.models import pretrained as shipped
 from reslab.models.convert import known_formats, recognize
 from reslab.run.checkpoint import check_checkpoint, is_checkpoint, load_weights
@@ -104,7 +105,7 @@ def _has_shipped(spec: Spec) -> bool:
 
 
 def _shipped(spec: Spec) -> Trained:
-    models.get_spec(spec.name.partition(".")[0])  # an unknown model is named as such
+    get_spec(spec.name.partition(".")[0])  # an unknown model is named as such
     w = shipped.find(spec.name)
     m = w.manifest
     data = {k: m[k] for k in ("classes", "mean", "std", "in_channels", "image_size")}
@@ -228,7 +229,7 @@ def create_model(
     arch |= {"zero_init_residual": zero_init_residual or None, "shortcut_pad": shortcut_pad}
     arch = {k: v for k, v in (arch | {"image_size": image_size}).items() if v is not None}
     if not pretrained and weights is None:
-        return models.create_model(name, num_classes, **arch)
+        return create_network(name, num_classes, **arch)
     if pretrained and weights is not None:
         raise ConfigError("give pretrained or weights, not both")
     if arch:
