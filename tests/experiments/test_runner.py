@@ -165,7 +165,7 @@ def test_seeds_default_to_the_budgets(monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(conduct_module, "run_experiment", stop)
-    for budget, seeds, expected in (("hour", None, 2), ("quick", None, 1), ("hour", 3, 3)):
+    for budget, seeds, expected in (("hour", None, 2), ("quick", None, 2), ("hour", 3, 3)):
         with pytest.raises(KeyboardInterrupt):
             conduct_module.conduct("degradation", budget, seeds=seeds, log=lambda m: None)
         assert asked.pop() == expected

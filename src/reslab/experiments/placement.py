@@ -20,7 +20,7 @@ from reslab.report.experiment import Section
 VARIANTS = {
     "post-activation": "resnet20",  # conv-BN-ReLU, ReLU after the addition (He et al. 2015)
     "pre-activation": "preact_resnet20",  # BN-ReLU-conv, clean identity path (He et al. 2016)
-    "relu-before-bn": "resnet20_relu_bn",  # conv-ReLU-BN: BN after the nonlinearity
+    "bn-after-relu": "resnet20_relu_bn",  # conv-ReLU-BN: BN after the nonlinearity
 }
 
 
@@ -77,7 +77,7 @@ def analyze(results, out) -> list[Section]:
     relu = _compare(
         results,
         "post-activation",
-        "relu-before-bn",
+        "bn-after-relu",
         "BN placed before the ReLU (as in the BN and ResNet papers) works better than after it.",
         "BN before vs after ReLU",
     )
