@@ -256,10 +256,12 @@ class Protocol:
 
     def text(self) -> str:
         changed = "".join(f" Changed {c}." for c in self.changes)
+        points = 100 * self.margin
+        margin = "" if self.test == LARGER else f"margin {points:g} point{'s' * (points != 1)}; "
         return (
             f"Protocol (registered {self.registered}): {self.metric}; test: {self.test}, "
-            f"{TESTS[self.test]}; margin {100 * self.margin:g} point(s); learning rates: "
-            f"{self.lrs}; at least {self.seeds} seeds, paired by seed.{changed}"
+            f"{TESTS[self.test]}; {margin}learning rates: {self.lrs}; at least {self.seeds} "
+            f"seeds, paired by seed.{changed}"
         )
 
 

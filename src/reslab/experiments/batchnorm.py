@@ -237,8 +237,8 @@ def _placement(results) -> Section:
     lr_b, lr_a = _best_lr(results, "batchnorm"), _best_lr(results, AFTER_RELU)
     iv = _fit(results, accuracy_on_test).gap(("batchnorm", lr_b), (AFTER_RELU, lr_a))
     chosen = {
-        f"before the ReLU at {lr_b}": results.select(norm="batchnorm", lr=lr_b),
-        f"after it at {lr_a}": results.select(norm=AFTER_RELU, lr=lr_a),
+        f"before the ReLU at {_num(lr_b, '-')}": results.select(norm="batchnorm", lr=lr_b),
+        f"after it at {_num(lr_a, '-')}": results.select(norm=AFTER_RELU, lr=lr_a),
     }
     decided, why = settle(PLACED.decide(iv), chosen, "val_acc", PLACED.margin)
     if decided == INCONCLUSIVE:
@@ -260,7 +260,8 @@ def _placement(results) -> Section:
         "Sec. 3.2) and gives a reason for that placement, not a measurement; the common Keras "
         f"form puts BN after the ReLU. {PLACED.text()}",
         decided,
-        f"Final test accuracy, before the ReLU (lr {lr_b}) minus after it (lr {lr_a}), paired "
+        f"Final test accuracy, before the ReLU (lr {_num(lr_b, '-')}) minus after it (lr "
+        f"{_num(lr_a, '-')}), paired "
         f"by seed: {iv.text()}. For the record, before minus after on validation at each rate: "
         f"{per_rate}.{why}",
         headers=["lr", "before ReLU: val", "after ReLU: val", "before: test", "after: test"],
