@@ -29,6 +29,7 @@ from reslab.experiments.analysis import (
     Fit,
     Protocol,
     all_of,
+    parts,
     welch_interval,
 )
 from reslab.report.markdown import markdown_table
@@ -150,7 +151,7 @@ def _bn_placement(report, cells, fit) -> list:
 def _scratch(report, cells, fit) -> list:
     judged = [(lr, fit.gap(f"batchnorm-scratch-lr{lr:g}", f"batchnorm-lr{lr:g}"))
               for lr in batchnorm.LRS]  # fmt: skip
-    decided = all_of(*(batchnorm.MATCH.decide(iv) for _, iv in judged))
+    decided = all_of(*parts([(batchnorm.MATCH, iv) for _, iv in judged]))
     seeds = {lr: sum(1 for a, _ in cells if a == f"batchnorm-lr{lr:g}") for lr in batchnorm.LRS}
     title = "The from-scratch BN matches torch's BN"
     return row(
@@ -244,8 +245,8 @@ def degradation_rows() -> tuple[list, None, float]:
             degradation.RESIDUAL_BETTER, f"{unpaired}; {DEGRADATION_DRIFT}"),
         row("Skip connections remove the degradation",
             verdict_of(report["Skip connections remove the degradation"]),
-            _unsettled(all_of(Protocol("-", BETTER, 0.01, "-").decide(plain),
-                              Protocol("-", AT_LEAST, 0.01, "-").decide(residual))),
+            _unsettled(all_of(*parts([(Protocol("-", BETTER, 0.01, "-"), plain),
+                                      (Protocol("-", AT_LEAST, 0.01, "-"), residual)]))),
             f"plain {plain.text()}; residual {residual.text()}", degradation.REMOVED,
             f"{unpaired}; {DEGRADATION_DRIFT}"),
     ]  # fmt: skip

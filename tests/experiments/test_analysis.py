@@ -17,6 +17,7 @@ from reslab.experiments.analysis import (
     Interval,
     Protocol,
     beta_inc,
+    parts,
     sample_interval,
     seeds_to_decide,
     t_cdf,
@@ -173,3 +174,17 @@ def test_more_seeds_are_priced_from_the_interval():
     assert seeds_to_decide(better, Interval(0.0, 0.003, 1), 2) is not None  # rules out 1 point
     matches = Protocol("m", MATCHES, 0.01, "-")
     assert seeds_to_decide(matches, Interval(0.01, 0.003, 1), 2) is None  # on the bound
+
+
+def test_a_part_refutes_a_claim_only_on_the_interval_held_over_all_parts():
+    """A gap of -2 points (standard error 0.4, 10 df) lies beyond a 1-point margin on its own
+    95% interval (-2.89 to -1.11) but not on one held jointly over four parts (about -3.22 to
+    -0.78): any of four parts could refute by accident, none may support without the others."""
+    matches = Protocol("m", MATCHES, 0.01, "-")
+    gap = Interval(-0.02, 0.004, 10)
+    assert matches.decide(gap) == NOT_SUPPORTED
+    inside = Interval(0.0, 0.002, 10)
+    assert parts([(matches, gap)]) == [NOT_SUPPORTED]
+    assert parts([(matches, gap)] + [(matches, inside)] * 3) == [INCONCLUSIVE] + [SUPPORTED] * 3
+    joint = Interval(-0.02, 0.004, 10, family=4)
+    assert joint.half == pytest.approx(stats.t.ppf(1 - 0.05 / 8, 10) * 0.004)

@@ -237,7 +237,7 @@ def test_an_annealed_schedule_does_not_settle_a_curve_still_moving(tmp_path):
     moving.spec = still.spec = Spec()
     decided, why = settle(SUPPORTED, {"deep": [moving], "shallow": [still]}, "train_acc", 0.01)
     assert decided == UNTRAINED
-    assert "deep: its mean train_acc still moved +3.0 points per epoch" in why
+    assert "deep: its mean training accuracy still moved +3.0 points per epoch" in why
     assert settle(SUPPORTED, {"shallow": [still]}, "train_acc", 0.01) == (SUPPORTED, "")
 
 

@@ -45,6 +45,7 @@ LEVEL = 0.95
 # moved by less than the claim's margin per epoch over the last WINDOW epochs.
 WINDOW = 2
 FLAT_FALL = 0.02
+CURVES = {"val_acc": "validation accuracy", "train_acc": "training accuracy"}  # in words
 
 
 # -- Student's t, without scipy at run time -------------------------------------------------
@@ -288,11 +289,12 @@ def why_open(protocol: Protocol, iv: Interval, seeds: int, hours: float = 0.0) -
         return (
             " One seed measures no spread, so no gap has an interval: run with --seeds 2 or more."
         )
-    need = seeds_to_decide(protocol, iv, seeds)
+    limit = 32
+    need = seeds_to_decide(protocol, iv, seeds, limit)
     if need is None:
         return (
-            " The gap sits so close to a bound of the test that more seeds would not decide it "
-            "soon; longer runs might move the gap itself."
+            f" Even {limit} seeds per arm would not decide it if the gap and the spread stay as "
+            "measured; longer runs might move the gap itself."
         )
     cost = f", about {hours * (need - seeds) / seeds:.1f} h more training here" if hours else ""
     return (
@@ -302,14 +304,28 @@ def why_open(protocol: Protocol, iv: Interval, seeds: int, hours: float = 0.0) -
 
 
 def all_of(*verdicts: str) -> str:
-    """The verdict on a claim made of parts (each at its own 95% level: a claim that needs every
-    part is an intersection-union test, which needs no widening; Berger 1982): refuted by any
-    one, supported only by all."""
+    """The verdict on a claim made of parts: refuted by any one, supported only by all."""
     if NOT_SUPPORTED in verdicts:
         return NOT_SUPPORTED
     if verdicts and all(v == SUPPORTED for v in verdicts):
         return SUPPORTED
     return UNTRAINED if UNTRAINED in verdicts else INCONCLUSIVE
+
+
+def parts(judged: list[tuple[Protocol, Interval]]) -> list[str]:
+    """The verdicts on the k parts of a claim that needs every part (for `all_of`). Each part
+    is supported on its own 95% interval: a claim supported only when all are is an
+    intersection-union test, which needs no widening (Berger 1982). Any one part refutes the
+    claim, so a refutation is read on the interval held jointly over the k parts (Bonferroni):
+    else k chances to refute by accident."""
+    k = len(judged)
+    out = []
+    for protocol, iv in judged:
+        decided = protocol.decide(iv)
+        if decided == NOT_SUPPORTED and k > 1:
+            decided = protocol.decide(Interval(iv.estimate, iv.se, iv.df, iv.family * k))
+        out.append(decided)
+    return out
 
 
 def verdict(
@@ -397,7 +413,8 @@ def settle(decided: str, arms: Mapping[str, list], key: str, margin: float) -> t
     how = (
         f"fewer than {WINDOW + 1} epochs to tell"
         if d is None
-        else f"its mean {key} still moved {100 * d:+.1f} points per epoch over the last {WINDOW}"
+        else f"its mean {CURVES.get(key, key)} still moved {100 * d:+.1f} points per epoch over "
+        f"the last {WINDOW}"
     )
     runs = [progress(r.record, r.spec.name) for a in open_arms for r in arms[a]]
     return UNTRAINED, (
@@ -411,12 +428,18 @@ def _cost(runs: list[Progress]) -> str:
     timed = [p for p in runs if p.seconds > 0 and p.epochs > 0]
     if not timed:
         return ""
-    hours = sum(p.seconds for p in timed) / 3600
-    per_epoch = sum(p.seconds / p.epochs for p in timed) / 60
+    spent = sum(p.seconds for p in timed)
+    per_epoch = sum(p.seconds / p.epochs for p in timed)
     return (
-        f" Those runs took {hours:.2f} h of training here; each further epoch of all of them "
-        f"costs about {per_epoch:.0f} min at the speed they ran."
+        f" Those runs took {_duration(spent)} of training here; each further epoch of all of "
+        f"them costs about {_duration(per_epoch)} at the speed they ran."
     )
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.2f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def hours(runs: Iterable) -> float:

@@ -21,6 +21,7 @@ from reslab.experiments.analysis import (
     fmt,
     hours,
     mean_std,
+    parts,
     progress,
     settle,
     steps_to_target,
@@ -141,12 +142,19 @@ def _largest_lr(results, norm, undecided_trains: bool = False):
     return max(ok) if ok else None
 
 
+def _judge(protocol, gaps: list[tuple]) -> list[tuple]:
+    """(lr, interval) of each rate a claim needs -> (lr, interval, verdict)."""
+    verdicts = parts([(protocol, iv) for _, iv in gaps])
+    return [(lr, iv, v) for (lr, iv), v in zip(gaps, verdicts, strict=True)]
+
+
 def _open(protocol, judged: list[tuple], results) -> str:
     """What would decide the first rate left open, if one is."""
     for lr, iv, decided in judged:
         if decided == INCONCLUSIVE:
             spent = hours(r for r in results.runs if r.spec.group["lr"] == lr)
-            return f" At lr {lr:g}:" + why_open(protocol, iv, _seeds(results), spent)
+            why = why_open(protocol, iv, _seeds(results), spent)
+            return f" The first rate left open is {lr:g}.{why}"
     return ""
 
 
@@ -156,8 +164,8 @@ def _convergence(results, target) -> Section:
     for lr in LRS:
         bn, none = results.select(norm="batchnorm", lr=lr), results.select(norm="none", lr=lr)
         if bn and none and any(trained(r, CHANCE) for r in bn + none):
-            iv = fit.gap(("batchnorm", lr), ("none", lr))
-            judged.append((lr, iv, CONVERGES.decide(iv)))
+            judged.append((lr, fit.gap(("batchnorm", lr), ("none", lr))))
+    judged = _judge(CONVERGES, judged)
     decided = all_of(*(d for *_, d in judged)) if judged else INCONCLUSIVE
     gaps = "; ".join(f"lr {lr:g}: {iv.text()}, {d}" for lr, iv, d in judged) or "no rate"
     rows = [
@@ -280,17 +288,18 @@ def _scratch(results) -> Section:
     rate where torch's BN trains. Not held to a settled curve: two equal layers match at every
     point of training, so a mid-training gap beyond the margin is as much a difference."""
     fit = _fit(results, lambda r: final(r.record, "val_acc"))
-    rows, judged = [], []
-    for lr in LRS:
-        ref = results.select(norm="batchnorm", lr=lr)
-        ours = results.select(norm="batchnorm-scratch", lr=lr)
-        iv = fit.gap(("batchnorm-scratch", lr), ("batchnorm", lr))
-        works = bool(ref) and all(trained(r, CHANCE) for r in ref)
-        decided = MATCH.decide(iv) if works else "not judged: torch's BN does not train here"
-        if works:
-            judged.append((lr, iv, decided))
-        rows.append([f"{lr:g}"] + [fmt(*mean_std(final(r.record, "val_acc") for r in rs))
-                     for rs in (ref, ours)] + [iv.text(), decided])  # fmt: skip
+    works = [lr for lr in LRS if (ref := results.select(norm="batchnorm", lr=lr))
+             and all(trained(r, CHANCE) for r in ref)]  # fmt: skip
+    gaps = {lr: fit.gap(("batchnorm-scratch", lr), ("batchnorm", lr)) for lr in LRS}
+    judged = _judge(MATCH, [(lr, gaps[lr]) for lr in works])
+    verdicts = {lr: d for lr, _, d in judged}
+    rows = [
+        [f"{lr:g}"]
+        + [fmt(*mean_std(final(r.record, "val_acc") for r in results.select(norm=n, lr=lr)))
+           for n in ("batchnorm", "batchnorm-scratch")]
+        + [gaps[lr].text(), verdicts.get(lr, "not judged: torch's BN does not train here")]
+        for lr in LRS
+    ]  # fmt: skip
     decided = all_of(*(d for *_, d in judged)) if judged else INCONCLUSIVE
     why = "" if judged else " torch's BN trained at none of the rates."
     return Section(

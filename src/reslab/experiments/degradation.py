@@ -14,6 +14,7 @@ from reslab.experiments.analysis import (
     fmt,
     hours,
     mean_std,
+    parts,
     settle,
     why_open,
 )
@@ -158,10 +159,11 @@ def _removed(results) -> Section:
     plain, residual = fit.gap(p56, p20), fit.gap(r20, r56)
     apart = fit.contrast({p56: 1.0, p20: -1.0, r56: -1.0, r20: 1.0})
     better = Protocol(REMOVED.metric, BETTER, REMOVED.margin, REMOVED.lrs)
-    parts = all_of(better.decide(plain), REMOVED.decide(residual), better.decide(apart))
-    none = better.decide(plain) == NOT_SUPPORTED  # no degradation to remove: the claim is idle
+    verdicts = parts([(better, plain), (REMOVED, residual), (better, apart)])
+    none = verdicts[0] == NOT_SUPPORTED  # no degradation to remove: the claim is idle
     compared = _arms(results, depths=(depths[0], depths[-1]))
-    decided, why = settle(INCONCLUSIVE if none else parts, compared, "train_acc", REMOVED.margin)
+    decided = INCONCLUSIVE if none else all_of(*verdicts)
+    decided, why = settle(decided, compared, "train_acc", REMOVED.margin)
     if none:
         why += " The plain nets show no degradation of the margin's size to remove here."
     return Section(

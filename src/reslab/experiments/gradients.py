@@ -13,6 +13,7 @@ from reslab.experiments.analysis import (
     Interval,
     Protocol,
     all_of,
+    parts,
     sample_interval,
     welch_interval,
 )
@@ -124,10 +125,12 @@ def _ratio_text(stats, key) -> str:
     return f"{_ratio(stats, key):.3g} ({min(ratios):.3g}-{max(ratios):.3g})"
 
 
-def _above(iv: Interval, threshold: float) -> str:
-    """The verdict that the quantity lies above `threshold` (log10 units): supported when the
-    interval lies above it, not supported when it lies below."""
-    return EXPLODES.decide(Interval(iv.estimate - threshold, iv.se, iv.df))
+def _above(*checks: tuple[Interval, float]) -> str:
+    """The verdict that each quantity lies above its threshold (log10 units): supported when
+    every interval lies above its threshold, not supported when one lies below (on intervals
+    held jointly, `parts`)."""
+    shifted = [(EXPLODES, Interval(iv.estimate - t, iv.se, iv.df)) for iv, t in checks]
+    return all_of(*parts(shifted))
 
 
 def _decades(iv: Interval) -> str:
@@ -167,7 +170,7 @@ def _explosion(stats, deep: int) -> Section:
     plain_key, residual_key = ("plain", "batchnorm", deep), ("resnet", "batchnorm", deep)
     plain = sample_interval(_logs(stats, plain_key))
     apart = welch_interval(_logs(stats, plain_key), _logs(stats, residual_key))
-    explodes = all_of(_above(plain, math.log10(1 / VANISH)), _above(apart, TENFOLD))
+    explodes = _above((plain, math.log10(1 / VANISH)), (apart, TENFOLD))
     return Section(
         "With BN but without skips, gradients explode towards the input",
         "At initialization, batch normalization in a deep plain network makes the gradient grow "
@@ -186,7 +189,7 @@ def _vanishing(stats, deep: int) -> tuple[str, str]:
     plain_key, residual_key = ("plain", "none", deep), ("resnet", "none", deep)
     plain = sample_interval(_logs(stats, plain_key))
     below = welch_interval(_logs(stats, residual_key), _logs(stats, plain_key))
-    vanishes = all_of(_above(plain.flip(), -math.log10(VANISH)), _above(below, TENFOLD))
+    vanishes = _above((plain.flip(), -math.log10(VANISH)), (below, TENFOLD))
     return vanishes, (
         f"Ratio of the first conv's gradient norm to the last conv's, at initialization, "
         f"depth {deep}, geometric mean (range) over {INIT_SEEDS} initializations: plain "
