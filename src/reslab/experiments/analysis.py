@@ -243,6 +243,7 @@ class Protocol:
     seeds: int = 2  # the fewest seeds that give an interval
     registered: str = REGISTERED
     changes: tuple[str, ...] = ()  # "DATE: what changed, after which results"
+    paired: bool = True  # results paired by seed (False: independent draws, Welch)
 
     def decide(self, iv: Interval) -> str:
         """The verdict on the lead `iv` (claim's side minus the other, positive = as claimed)."""
@@ -262,7 +263,7 @@ class Protocol:
         return (
             f"Protocol (registered {self.registered}): {self.metric}; test: {self.test}, "
             f"{TESTS[self.test]}; {margin}learning rates: {self.lrs}; at least {self.seeds} "
-            f"seeds, paired by seed.{changed}"
+            f"seeds{', paired by seed' if self.paired else ''}.{changed}"
         )
 
 

@@ -59,6 +59,7 @@ TOLERATES = Protocol(
     test=LARGER,
     margin=0.0,
     lrs="the grid's four rates, the same for both arms",
+    paired=False,
 )
 PLACED = Protocol(
     metric="final test accuracy (the test split, read once per run)",

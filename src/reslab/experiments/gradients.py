@@ -30,7 +30,8 @@ STEPS = 50  # "after some steps": short runs at a small lr every variant survive
 VANISH = 0.1  # first-layer / last-layer gradient norm below this counts as vanishing
 TENFOLD = 1.0  # a factor of 10, in log10 units: how far the plain net must be from the residual
 # Initializations measured per network: one draw's ratio moves by up to 6x with the seed (plain56
-# without BN: 0.05-0.31 over five), enough to flip a verdict; their geometric mean decides.
+# without BN: 0.05-0.31 over five), enough to flip a verdict; a t interval over their log ratios
+# decides.
 INIT_SEEDS = 5
 AT_INIT = f"none: at initialization, {INIT_SEEDS} initializations (seeds 0-{INIT_SEEDS - 1}) each"
 CHANGED = "2026-12-05, after the quick runs were seen"
@@ -44,6 +45,7 @@ EXPLODES = Protocol(
     lrs=AT_INIT,
     seeds=INIT_SEEDS,
     changes=(INTERVALS,),
+    paired=False,
 )
 VANISHES = Protocol(
     metric="log10 of the first/last conv gradient-norm ratio at initialization, in two parts: "
@@ -54,6 +56,7 @@ VANISHES = Protocol(
     lrs=AT_INIT,
     seeds=INIT_SEEDS,
     changes=(INTERVALS,),
+    paired=False,
 )
 
 
