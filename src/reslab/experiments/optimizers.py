@@ -21,7 +21,7 @@ from reslab.experiments.analysis import (
     trained,
     why_open,
 )
-from reslab.experiments.figures import figures_dir, val_acc_figure
+from reslab.experiments.figures import arms_figure, figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.report.experiment import Section
 
@@ -118,7 +118,7 @@ def _train_area(r) -> float:
     return area(r, "train_acc", CHANCE)
 
 
-def _momentum(results, best, rows, edges, figure) -> Section:
+def _momentum(results, best, rows, edges, figures) -> Section:
     iv = _fit(results, _train_area).gap(
         ("sgd-momentum", best["sgd-momentum"]), ("sgd", best["sgd"])
     )
@@ -136,8 +136,11 @@ def _momentum(results, best, rows, edges, figure) -> Section:
         f"minus plain SGD (lr {best['sgd']:g}), paired by seed: {iv.text()}; the "
         f"{_fit(results, _train_area).spread()}. Every optimizer has weight decay "
         f"{WEIGHT_DECAY:g}.{_edges_text(edges, best)}{why}",
-        figures=[figure],
-        captions=["validation accuracy of each optimizer at its chosen rate, every seed"],
+        figures=figures,
+        captions=[
+            "training accuracy of each optimizer at its chosen rate (the claim's curve), each seed",
+            "validation accuracy of each optimizer at its chosen rate, every seed",
+        ],
         headers=[
             "optimizer",
             "chosen lr",
@@ -163,10 +166,11 @@ def analyze(results, out) -> list[Section]:
                      fmt(*mean_std(map(_train_area, chosen))), sweep])  # fmt: skip
         if edge:
             edges.append(f"{name} ({edge})")
-    figure = val_acc_figure(
-        arms, figures / "optimizers_val.png", "each optimizer at its chosen learning rate"
-    )
-    return [_momentum(results, best, rows, edges, figure), _ranking(results, best)]
+    title = "each optimizer at its chosen learning rate"
+    train = arms_figure(arms, "train_acc", figures / "optimizers_train.png", title,
+                        "training accuracy (%)")  # fmt: skip
+    val = val_acc_figure(arms, figures / "optimizers_val.png", title)
+    return [_momentum(results, best, rows, edges, [train, val]), _ranking(results, best)]
 
 
 def _edge(name: str, lr: float) -> str:
