@@ -149,11 +149,11 @@ def _judge(protocol, gaps: list[tuple]) -> list[tuple]:
     return [(lr, iv, v) for (lr, iv), v in zip(gaps, verdicts, strict=True)]
 
 
-def _open(protocol, judged: list[tuple], results) -> str:
-    """What would decide the first rate left open, if one is."""
+def _open(protocol, judged: list[tuple], results, norms: tuple[str, str]) -> str:
+    """What would decide the first rate left open between two norms, if one is."""
     for lr, iv, decided in judged:
         if decided == INCONCLUSIVE:
-            spent = hours(r for r in results.runs if r.spec.group["lr"] == lr)
+            spent = hours(r for n in norms for r in results.select(norm=n, lr=lr))
             why = why_open(protocol, iv, _seeds(results), spent)
             return f" The first rate left open is {lr:g}.{why}"
     return ""
@@ -187,7 +187,7 @@ def _convergence(results, target) -> Section:
         decided,
         f"Area under the validation-accuracy curve, BN minus no norm, paired by seed, at each "
         f"rate where either trains: {gaps}. The {fit.spread()}. The steps to "
-        f"{100 * target:.0f}% are shown, not judged.{_open(CONVERGES, judged, results)}",
+        f"{100 * target:.0f}% are shown, not judged.{_open(CONVERGES, judged, results, ('batchnorm', 'none'))}",
         headers=[
             "norm",
             "lr",
@@ -309,7 +309,7 @@ def _scratch(results) -> Section:
         f"tests check the two equal to rounding. {MATCH.text()}",
         decided,
         f"Final validation accuracy, reslab's BN minus torch's, paired by seed, at each rate "
-        f"where torch's BN trains; the {fit.spread()}.{why}{_open(MATCH, judged, results)}",
+        f"where torch's BN trains; the {fit.spread()}.{why}{_open(MATCH, judged, results, ('batchnorm', 'batchnorm-scratch'))}",
         headers=["lr", "torch BN val acc", "scratch BN val acc", "scratch minus torch", "verdict"],
         rows=rows,
     )
