@@ -169,6 +169,7 @@ def _convergence(results, target) -> Section:
     judged = _judge(CONVERGES, judged)
     decided = all_of(*(d for *_, d in judged)) if judged else INCONCLUSIVE
     gaps = "; ".join(f"lr {lr:g}: {iv.text()}, {d}" for lr, iv, d in judged) or "no rate"
+    opened = _open(CONVERGES, judged, results, ("batchnorm", "none"))
     rows = [
         [
             norm,
@@ -187,7 +188,7 @@ def _convergence(results, target) -> Section:
         decided,
         f"Area under the validation-accuracy curve, BN minus no norm, paired by seed, at each "
         f"rate where either trains: {gaps}. The {fit.spread()}. The steps to "
-        f"{100 * target:.0f}% are shown, not judged.{_open(CONVERGES, judged, results, ('batchnorm', 'none'))}",
+        f"{100 * target:.0f}% are shown, not judged.{opened}",
         headers=[
             "norm",
             "lr",
@@ -303,13 +304,14 @@ def _scratch(results) -> Section:
     ]  # fmt: skip
     decided = all_of(*(d for *_, d in judged)) if judged else INCONCLUSIVE
     why = "" if judged else " torch's BN trained at none of the rates."
+    opened = _open(MATCH, judged, results, ("batchnorm", "batchnorm-scratch"))
     return Section(
         "The from-scratch BN matches torch's BN",
         "reslab.nn.BatchNorm2d (analytic backward) trains like torch.nn.BatchNorm2d; the unit "
         f"tests check the two equal to rounding. {MATCH.text()}",
         decided,
         f"Final validation accuracy, reslab's BN minus torch's, paired by seed, at each rate "
-        f"where torch's BN trains; the {fit.spread()}.{why}{_open(MATCH, judged, results, ('batchnorm', 'batchnorm-scratch'))}",
+        f"where torch's BN trains; the {fit.spread()}.{why}{opened}",
         headers=["lr", "torch BN val acc", "scratch BN val acc", "scratch minus torch", "verdict"],
         rows=rows,
     )
