@@ -148,8 +148,9 @@ def test_the_hour_budget_sizes_each_experiment_on_its_own():
     )
     # --model still wins over the budget's network; other budgets keep the experiment's own
     assert EXPERIMENTS["batchnorm"].network(hour, "resnet20") == "resnet20"
-    assert EXPERIMENTS["batchnorm"].network(BUDGETS["quick"]) == "resnet20"
-    assert {s.overrides["model"] for s in EXPERIMENTS["degradation"].grid(BUDGETS["quick"])} == {
+    assert EXPERIMENTS["batchnorm"].network(BUDGETS["quick"]) == "small_cnn"  # hour's nets
+    assert EXPERIMENTS["batchnorm"].network(BUDGETS["standard"]) == "resnet20"
+    assert {s.overrides["model"] for s in EXPERIMENTS["degradation"].grid(BUDGETS["standard"])} == {
         f"{kind}{d}" for kind in ("plain", "resnet") for d in (20, 32, 44, 56)
     }
     placement = EXPERIMENTS["placement"].grid(hour)
@@ -165,7 +166,7 @@ def test_seeds_default_to_the_budgets(monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(conduct_module, "run_experiment", stop)
-    for budget, seeds, expected in (("hour", None, 2), ("quick", None, 1), ("hour", 3, 3)):
+    for budget, seeds, expected in (("hour", None, 2), ("quick", None, 2), ("hour", 3, 3)):
         with pytest.raises(KeyboardInterrupt):
             conduct_module.conduct("degradation", budget, seeds=seeds, log=lambda m: None)
         assert asked.pop() == expected

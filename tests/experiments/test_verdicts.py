@@ -1,6 +1,7 @@
 """Verdicts are computed from the runs' numbers: the same code says supported or not."""
 
 import math
+import zlib
 from pathlib import Path
 
 import pytest
@@ -15,29 +16,32 @@ from reslab.experiments import (
 )
 from reslab.experiments.analysis import (
     INCONCLUSIVE,
+    NOT_SUPPORTED,
+    SUPPORTED,
     UNTRAINED,
     all_of,
-    compare,
     progress,
-    unless_untrained,
+    settle,
     verdict,
-    within_noise,
 )
 from reslab.experiments.runner import ExperimentResults, RunResult
 from reslab.report.runs import RunRecord
 
+FLAT = [1.0] * 5
 
-def _record(name, accs, step=27, losses=None, lrs=None):
-    """A run's epoch rows: accuracies as given; training loss flat at 1.0 (a settled run)
-    and a constant lr unless given."""
+
+def _record(name, accs, step=27, losses=None, lrs=None, test=None, train=None):
+    """A run's epoch rows: validation accuracies as given, training accuracies `train` (else
+    the same), the training loss flat at 1.0 unless given, a constant lr unless given."""
     losses = losses or [1.0] * len(accs)
     lrs = lrs or [0.1] * len(accs)
+    train = train or accs
     rows = [
         {
             "epoch": i + 1,
             "step": step * (i + 1),
             "train_loss": losses[i],
-            "train_acc": a,
+            "train_acc": train[i],
             "val_loss": 1.0,
             "val_acc": a,
             "lr": lrs[i],
@@ -46,170 +50,143 @@ def _record(name, accs, step=27, losses=None, lrs=None):
         }
         for i, a in enumerate(accs)
     ]
-    return RunRecord(Path(name), {"dataset": "cifar10-sample"}, rows, {"test_acc": accs[-1]})
+    summary = {"test_acc": accs[-1] if test is None else test}
+    return RunRecord(Path(name), {"dataset": "cifar10-sample", "epochs": len(accs)}, rows, summary)
 
 
-def _results(exp, curves, tmp_path, seeds=1, budget="quick"):
-    """Runs of exp's grid at a budget; curves(group) or curves(group, seed) -> (accuracies,
-    status) or (accuracies, status, training losses)."""
+def _results(exp, curves, tmp_path, seeds=2, budget="quick", model=None):
+    """Runs of exp's grid at a budget; curves(group, seed) -> (accuracies, status) or a dict
+    with "accs", "status" and any of _record's keywords."""
     runs = []
-    for spec in exp.grid(BUDGETS[budget]):
+    for spec in exp.grid(BUDGETS[budget], model) if model else exp.grid(BUDGETS[budget]):
         for seed in range(seeds):
-            out = curves(spec.group, seed) if seeds > 1 else curves(spec.group)
-            accs, status, losses = (*out, None) if len(out) == 2 else out
-            runs.append(RunResult(spec, seed, _record(spec.name, accs, losses=losses), status))
-    return ExperimentResults(exp, BUDGETS[budget], tmp_path, runs)
+            out = curves(spec.group, seed)
+            out = dict(accs=out[0], status=out[1]) if isinstance(out, tuple) else out
+            status = out.pop("status", "done")
+            record = _record(f"{spec.name}-s{seed}", out.pop("accs"), **out)
+            runs.append(RunResult(spec, seed, record, status))
+    return ExperimentResults(exp, BUDGETS[budget], tmp_path, runs, model)
+
+
+def _shift(seed):
+    """Each seed's shared effect: seed 1 ahead of seed 0 by a point, as in the hour runs."""
+    return 0.01 * seed
+
+
+def _wobble(seed, key):
+    """Run noise of a few tenths of a point, different in every cell (and in every run)."""
+    return 0.002 * ((seed * 7 + zlib.crc32(repr(key).encode()) % 5) % 3 - 1)
+
+
+# -- batchnorm ------------------------------------------------------------------------------
+
+
+def _bn_curves(g, seed):
+    s = _shift(seed) + _wobble(seed, (g["norm"], g["lr"]))
+    if g["norm"] == "none":
+        if g["lr"] >= 0.5:
+            return [0.1] * 3, "diverged"
+        return [0.15 + s, 0.22 + s, 0.32 + s, 0.32 + s, 0.32 + s], "done"
+    return [0.25 + s, 0.35 + s, 0.45 + s, 0.45 + s, 0.45 + s], "done"
 
 
 def test_batchnorm_supported_when_bn_is_faster_and_survives_high_lr(tmp_path):
-    def curves(g):
-        if g["norm"] == "none":
-            return ([0.1, 0.1, 0.1], "diverged") if g["lr"] >= 0.5 else ([0.2, 0.25, 0.32], "done")
-        return [0.25, 0.35, 0.45], "done"
-
-    sections = batchnorm.analyze(_results(batchnorm.EXPERIMENT, curves, tmp_path), tmp_path)
-    verdicts = {s.title: s.verdict for s in sections}
-    placement = verdicts.pop("BN before the ReLU trains better than after it")
-    assert list(verdicts.values()) == ["supported"] * 3
-    assert placement == "inconclusive at this budget"  # the same curves before and after
-    assert "with BN 54" in sections[0].evidence and "without 81" in sections[0].evidence
-    assert all(f.is_file() for f in sections[0].figures)
-
-
-def test_batchnorm_not_supported_when_the_data_says_otherwise(tmp_path):
-    def curves(g):
-        if g["norm"] == "none":
-            return [0.35, 0.4, 0.45], "done"
-        if g["norm"] == "batchnorm-scratch":
-            return [0.1, 0.15, 0.2], "done"
-        return ([0.1, 0.1, 0.1], "diverged") if g["lr"] >= 0.5 else ([0.2, 0.31, 0.4], "done")
-
-    sections = batchnorm.analyze(_results(batchnorm.EXPERIMENT, curves, tmp_path), tmp_path)
-    verdicts = {s.title: s.verdict for s in sections}
-    verdicts.pop("BN before the ReLU trains better than after it")
-    scratch = verdicts.pop("The from-scratch BN matches torch's BN")
-    assert list(verdicts.values()) == ["not supported"] * 2
-    # One seed: a gap beyond the sampling noise, but torch's own spread is unmeasured.
-    assert scratch == "inconclusive at this budget"
-    assert "--seeds 2" in sections[-1].evidence
+    results = _results(batchnorm.EXPERIMENT, _bn_curves, tmp_path, model="small_cnn")
+    sections = {s.title: s for s in batchnorm.analyze(results, tmp_path)}
+    conv = sections["BN converges in fewer steps"]
+    assert conv.verdict == SUPPORTED
+    assert "lr 0.01: +12." in conv.evidence and "95% interval" in conv.evidence
+    assert "Protocol (registered 2026-12-05)" in conv.claim and "area under" in conv.claim
+    assert sections["BN tolerates higher learning rates"].verdict == SUPPORTED
+    # the same curves before and after the ReLU: no lead of a point, so "better" is refuted
+    assert sections["BN before the ReLU trains better than after it"].verdict == NOT_SUPPORTED
+    assert sections["The from-scratch BN matches torch's BN"].verdict == SUPPORTED
+    assert len(conv.figures) == 4 and all(f.is_file() for f in conv.figures)
+    assert conv.captions[0] == "validation accuracy at lr 0.01, every arm and seed"
 
 
-def _scratch_section(curves, tmp_path):
-    """The from-scratch BN's verdict on two seeds of the BN runs that curves(group, seed) gives."""
-    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, seeds=2)
+def test_a_speed_claim_needs_every_rate_where_either_trains(tmp_path):
+    def curves(g, seed):  # at lr 0.1 the net without BN learns faster than with it
+        if g["norm"] == "none" and g["lr"] == 0.1:
+            s = _shift(seed) + _wobble(seed, "x")
+            return [0.40 + s, 0.45 + s, 0.47 + s, 0.47 + s, 0.47 + s], "done"
+        return _bn_curves(g, seed)
+
+    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, model="small_cnn")
+    conv = batchnorm._convergence(results, 0.3)
+    assert conv.verdict == NOT_SUPPORTED
+    assert "lr 0.1: -" in conv.evidence
+
+
+def _scratch(tmp_path, shift, noise):
+    """The from-scratch BN `shift` below torch's at every rate; each run off by `noise`, one
+    way on one seed and the other way on the other."""
+
+    def curves(g, seed):
+        scratch = g["norm"] == "batchnorm-scratch"
+        base = 0.70 + _shift(seed) + noise * (-1) ** (seed + scratch) * (1 + LR_RANK[g["lr"]] / 4)
+        if scratch:
+            base -= shift
+        return [0.5, 0.6, base], "done"
+
+    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, model="small_cnn")
     results.runs[:] = [r for r in results.runs if r.spec.group["norm"] != "none"]
-    return batchnorm._scratch(results, 0.1)
+    return batchnorm._scratch(results)
+
+
+LR_RANK = {lr: i for i, lr in enumerate(batchnorm.LRS)}
 
 
 @pytest.mark.parametrize(
-    ("scratch_shift", "spread", "expected"),
+    ("shift", "noise", "expected"),
     [
-        (0.06, 0.01, "not supported"),  # 6 points apart, torch's BN varies by 1 over seeds
-        (0.06, 0.06, "supported"),  # the same gap inside torch's own seed-to-seed spread
-        (0.0, 0.0, "supported"),
+        (0.0, 0.001, SUPPORTED),  # equal to a tenth of a point
+        (0.03, 0.001, NOT_SUPPORTED),  # 3 points apart, far beyond the 1-point margin
+        (0.0, 0.03, INCONCLUSIVE),  # equal on average, but too noisy to show it
     ],
 )
-def test_scratch_bn_is_judged_against_the_seed_spread_of_torchs_bn(
-    tmp_path, scratch_shift, spread, expected
-):
-    def curves(g, seed):
-        base = 0.80 + (spread if seed else -spread) / 2  # two seeds `spread` apart
-        if g["norm"] == "batchnorm-scratch":
-            return [0.5, 0.7, base - scratch_shift], "done"
-        return [0.5, 0.7, base], "done"
-
-    section = _scratch_section(curves, tmp_path)
+def test_more_noise_never_makes_the_layers_match(tmp_path, shift, noise, expected):
+    section = _scratch(tmp_path, shift, noise)
     assert section.verdict == expected
-    assert section.headers[-1] == "noise (points)"
-
-
-@pytest.mark.parametrize(("gap", "expected"), [(0.12, "supported"), (0.16, "not supported")])
-def test_scratch_bn_bound_holds_for_all_rates_together(tmp_path, gap, expected):
-    """Seeds 0.08 apart in every cell (std 0.057): a 12-point gap at one rate of four lies
-    beyond that rate's own 95% bound (1.96 std = 11.1 points) but within the bound set for four
-    rates at once (2.50 std = 14.1 points); 16 points lies beyond both."""
-
-    def curves(g, seed):
-        base = 0.70 + (0.04 if seed else -0.04)
-        if g["norm"] == "batchnorm-scratch" and g["lr"] == 0.1:
-            return [0.5, 0.6, base - gap], "done"
-        return [0.5, 0.6, base], "done"
-
-    section = _scratch_section(curves, tmp_path)
-    assert section.verdict == expected
-    assert "z = 2.50" in section.evidence and "8 cells of 2 seeds" in section.evidence
-    assert [row[-1] for row in section.rows] == ["14.1"] * 4
-
-
-def test_progress_tells_settled_runs_from_ones_still_learning():
-    falling = progress(_record("a", [0.3, 0.4, 0.5], losses=[2.0, 1.6, 1.3]))
-    flat = progress(_record("b", [0.3, 0.4, 0.5], losses=[1.02, 1.01, 1.0]))
-    annealed = progress(
-        _record("c", [0.3, 0.4, 0.5], losses=[2.0, 1.6, 1.3], lrs=[0.1, 0.05, 0.005])
-    )
-    short = progress(_record("d", [0.3, 0.4]))
-    assert not falling.settled and falling.fall == pytest.approx((2.0 / 1.3) ** 0.5 - 1)
-    assert flat.settled and annealed.settled and not short.settled
-    assert falling.steps == 81 and falling.train_error == pytest.approx(0.5)
-    decided, why = unless_untrained("not supported", [flat, falling])
-    assert decided == UNTRAINED == "inconclusive: not trained long enough"
-    assert "a: 81 steps, training error 50.0%, training loss still falling 24.0%" in why
-    assert unless_untrained("not supported", [flat, annealed]) == ("not supported", "")
-    assert all_of("supported", UNTRAINED) == UNTRAINED
-
-
-def test_degradation_is_not_decided_while_the_nets_still_learn(tmp_path):
-    def curves(g):  # deeper plain nets behind, but every loss still falling 20% an epoch
-        rank = (20, 32, 44, 56).index(g["depth"])
-        return [0.3, 0.4, 0.5 - 0.05 * rank], "done", [1.44, 1.2, 1.0]
-
-    results = _results(degradation.EXPERIMENT, curves, tmp_path)
-    for run in results.runs:  # ten minutes an epoch
-        for row in run.record.metrics:
-            row["epoch_time_s"] = 600
-    plain, res, removed = degradation.analyze(results, tmp_path)
-    assert plain.verdict == res.verdict == removed.verdict == UNTRAINED
-    assert "still falling 20.0% per epoch" in plain.evidence and "steps" in plain.evidence
-    # what deciding would cost: the two compared runs, 3 epochs of 10 min each
-    assert "Those runs took 1.00 h of training here" in plain.evidence
-    assert "each further epoch of all of them costs about 20 min" in plain.evidence
+    assert section.headers[-2:] == ["scratch minus torch", "verdict"]
+    assert "equivalence, two one-sided tests" in section.claim
 
 
 def test_bn_lr_tolerance_waits_for_rates_still_learning_near_chance(tmp_path):
-    def curves(g):
+    def curves(g, seed):
         if g["norm"] == "none" and g["lr"] >= 0.5:  # near chance, loss still falling fast
-            return [0.1, 0.1, 0.12], "done", [2.6, 2.3, 2.0]
-        return [0.5, 0.6, 0.7], "done"
+            return dict(accs=[0.1, 0.1, 0.12], losses=[2.6, 2.3, 2.0])
+        return [0.5, 0.6, 0.7 + _shift(seed)], "done"
 
-    sections = batchnorm.analyze(_results(batchnorm.EXPERIMENT, curves, tmp_path), tmp_path)
-    tolerance = sections[1]
+    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, model="small_cnn")
+    tolerance = batchnorm._tolerance(results)
     assert tolerance.verdict == UNTRAINED
     assert "none at 0.5, none at 1" in tolerance.evidence
 
 
 @pytest.mark.parametrize(
-    ("after_relu", "expected"),
-    [(0.30, "supported"), (0.60, "not supported"), (0.45, "inconclusive at this budget")],
+    ("after_test", "noise", "expected"),
+    [(0.40, 0.001, SUPPORTED), (0.47, 0.001, NOT_SUPPORTED), (0.445, 0.01, INCONCLUSIVE)],
 )
-def test_batchnorm_placement_verdict(tmp_path, after_relu, expected):
-    def curves(g):
-        if g["norm"] == "batchnorm-after-relu":
-            return [0.2, after_relu - 0.05, after_relu], "done"
-        return [0.25, 0.4, 0.45], "done"
+def test_bn_placement_is_chosen_on_validation_and_judged_on_test(
+    tmp_path, after_test, noise, expected
+):
+    def curves(g, seed):
+        s = _shift(seed) + _wobble(seed, (g["norm"], g["lr"]))
+        after = g["norm"] == batchnorm.AFTER_RELU
+        test = (after_test if after else 0.45) + s
+        test += noise * (-1) ** (seed + after) * (1 + LR_RANK[g["lr"]] / 4)
+        best = g["lr"] == 0.1  # both placements' best rate on validation
+        return dict(accs=[0.3, 0.4] + [(0.5 if best else 0.45) + s] * 3, test=test)
 
-    exp = batchnorm.EXPERIMENT
-    runs = []
-    for spec in exp.grid(BUDGETS["quick"], "small_cnn"):
-        accs, status = curves(spec.group)
-        runs.append(RunResult(spec, 0, _record(spec.name, accs), status))
-    results = ExperimentResults(exp, BUDGETS["quick"], tmp_path, runs, "small_cnn")
-    sections = {s.title: s for s in batchnorm.analyze(results, tmp_path)}
-    placement = sections["BN before the ReLU trains better than after it"]
-    assert placement.verdict == expected
-    assert "before the ReLU 45.0%" in placement.evidence
+    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, model="small_cnn")
+    placement_section = batchnorm._placement(results)
+    assert placement_section.verdict == expected
+    assert "before the ReLU (lr 0.1) minus after it (lr 0.1)" in placement_section.evidence
+    assert "a reason for that placement, not a measurement" in placement_section.claim
 
 
-def test_models_without_a_placement_twin_skip_that_claim(tmp_path):
+def test_models_without_a_placement_twin_skip_that_claim():
     specs = batchnorm.EXPERIMENT.grid(BUDGETS["quick"], "small_resnet")
     assert {s.group["norm"] for s in specs} == {"batchnorm", "batchnorm-scratch", "none"}
     assert {s.overrides["model"] for s in specs} == {"small_resnet"}
@@ -217,220 +194,233 @@ def test_models_without_a_placement_twin_skip_that_claim(tmp_path):
         degradation.EXPERIMENT.grid(BUDGETS["quick"], "small_cnn")
 
 
-@pytest.mark.parametrize(
-    ("plain_slope", "expected"),
-    [(0.05, "supported"), (-0.05, "not supported"), (0.001, "inconclusive at this budget")],
-)
-def test_degradation_trend(tmp_path, plain_slope, expected):
-    def curves(g):
-        depth_rank = (20, 32, 44, 56).index(g["depth"])
-        if g["kind"] == "plain":
-            return [0.4, 0.5, 0.6 - plain_slope * depth_rank], "done"
-        return [0.4, 0.5, 0.6 + 0.02 * depth_rank], "done"
-
-    plain, res, removed = degradation.analyze(
-        _results(degradation.EXPERIMENT, curves, tmp_path), tmp_path
-    )
-    assert plain.verdict == expected and res.verdict == "supported"
-    # the skips remove a degradation only where the plain nets degrade
-    assert removed.verdict == ("supported" if expected == "supported" else INCONCLUSIVE)
-
-
-@pytest.mark.parametrize(
-    ("resnet_drop", "expected"),
-    [
-        (0.0, "supported"),  # plain56 15 points worse, resnet56 as good as resnet20
-        (0.01, "supported"),  # resnet56 1 point worse: within the 2.1-point noise
-        (0.12, "not supported"),  # the ResNets degrade too
-    ],
-)
-def test_skip_connections_remove_the_degradation(tmp_path, resnet_drop, expected):
-    def curves(g):
-        drop = (0.15 if g["kind"] == "plain" else resnet_drop) if g["depth"] == 56 else 0.0
-        return [0.4, 0.5, 0.7 - drop], "done"
-
-    results = _results(degradation.EXPERIMENT, curves, tmp_path)
-    *_, removed = degradation.analyze(results, tmp_path)
-    assert removed.verdict == expected
-    assert "plain (plain56 - plain20) +15.0 points" in removed.evidence
-
-
-def test_degradation_on_narrow_nets_says_so(tmp_path):
-    def curves(g, seed):  # annealed runs: plain56 behind by 10 points, resnet56 ahead by 3
-        sign = -1 if g["kind"] == "plain" else 1
-        acc = 0.8 + (sign * (0.1 if sign < 0 else 0.03) if g["depth"] == 56 else 0) + seed / 500
-        return [0.5, 0.7, acc], "done", [1.5, 1.0, 0.9]
-
-    results = _results(degradation.EXPERIMENT, curves, tmp_path, seeds=2, budget="hour")
-    for run in results.runs:  # a cosine schedule run down to nothing: settled
-        for row, lr in zip(run.record.metrics, (0.1, 0.05, 0.001), strict=True):
-            row["lr"] = lr
-    plain, res, removed = degradation.analyze(results, tmp_path)
-    assert plain.verdict == res.verdict == removed.verdict == "supported"
-    assert "plain56_w8 vs plain20_w8: 10.0 points higher" in plain.evidence
-    assert "narrow twins (8/16/32 channels" in res.evidence
-
-
-@pytest.mark.parametrize(
-    ("pre", "expected"),
-    [(0.80, "supported"), (0.795, "supported"), (0.75, "not supported")],
-)
-def test_preactivation_is_judged_at_least_as_well(tmp_path, pre, expected):
-    """Ahead, or behind by less than the noise (about 1 point here), supports "at least as well";
-    only a decided loss refutes it. BN after the ReLU stays an ordinary "better" claim."""
-
-    def curves(g, seed):
-        acc = {"pre-activation": pre, "post-activation": 0.80, "relu-before-bn": 0.80}
-        return [0.5, 0.7, acc[g["variant"]] + (0.002 if seed else -0.002)], "done"
-
-    results = _results(placement.EXPERIMENT, curves, tmp_path, seeds=2, budget="hour")
-    pre_post, relu = placement.analyze(results, tmp_path)
-    assert pre_post.verdict == expected
-    assert "unless pre-activation ends more than the noise below" in pre_post.evidence
-    assert relu.verdict == INCONCLUSIVE and "below the 1-point floor" in relu.evidence
-
-
 def test_batchnorm_names_missing_values_in_words(tmp_path):
-    def curves(g):
+    def curves(g, seed):
         if g["norm"] == "none":
             return [0.1, 0.1, 0.1], "diverged"
-        return [0.25, 0.35, 0.45], "done"
+        return [0.25, 0.35, 0.45 + _shift(seed)], "done"
 
-    sections = batchnorm.analyze(_results(batchnorm.EXPERIMENT, curves, tmp_path), tmp_path)
-    assert "without never" in sections[0].evidence
-    assert "with BN 1, without none" in sections[1].evidence and "None" not in sections[1].evidence
-
-
-@pytest.mark.parametrize(
-    ("momentum_acc", "expected"), [(0.60, "supported"), (0.40, "inconclusive at this budget")]
-)
-def test_optimizers_picks_best_lr_on_validation_and_flags_sweep_edges(
-    tmp_path, momentum_acc, expected
-):
-    def curves(g):
-        name, lr = g["optimizer"], g["lr"]
-        lrs = optimizers.OPTIMIZERS[name][1]
-        if name == "sgd-momentum":  # peaks in the middle of its sweep
-            return [0.1, 0.2, momentum_acc if lr == lrs[1] else 0.3], "done"
-        return [0.1, 0.2, 0.3 + 0.05 * lrs.index(lr)], "done"  # best at the sweep's top edge
-
-    results = _results(optimizers.EXPERIMENT, curves, tmp_path)
-    (section,) = optimizers.analyze(results, tmp_path)
-    assert section.verdict == expected
-    rows = {row[0]: row for row in section.rows}
-    assert rows["sgd-momentum"][1] == "0.1" and rows["sgd"][1] == "0.3 (edge)"
-    edges = "sgd (top), nesterov (top), adam (top), adamw (top), rmsprop (top)"
-    assert f"best lr of {edges} lies at an edge" in section.evidence
-    # Plain SGD peaks at the top of its sweep and momentum SGD inside it.
-    assert "move the gap towards plain SGD: its best lr, 0.3, is the largest" in section.evidence
-    if momentum_acc == 0.60:  # 20 points ahead of every other
-        assert (
-            "Best overall at this budget: sgd-momentum (60.0%), ahead of every other beyond "
-            "the noise" in section.evidence
-        )
-    else:  # all end at 40%: no ranking
-        assert (
-            "sgd-momentum, nesterov, adam, adamw, rmsprop end within the noise" in section.evidence
-        )
-    assert all(f.is_file() for f in section.figures)
+    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, model="small_cnn")
+    tolerance = batchnorm._tolerance(results)
+    assert "with BN 1, without none" in tolerance.evidence and "None" not in tolerance.evidence
 
 
-def test_optimizers_say_when_a_wider_sweep_could_only_widen_momentums_lead(tmp_path):
-    def curves(g):  # momentum SGD best at the top of its sweep, every other in the middle
-        lrs = optimizers.OPTIMIZERS[g["optimizer"]][1]
-        if g["optimizer"] == "sgd-momentum":
-            return [0.1, 0.2, 0.3 + 0.05 * lrs.index(g["lr"])], "done"
-        return [0.1, 0.2, 0.4 if g["lr"] == lrs[1] else 0.3], "done"
-
-    (section,) = optimizers.analyze(_results(optimizers.EXPERIMENT, curves, tmp_path), tmp_path)
-    assert "best lr of sgd-momentum (top) lies at an edge" in section.evidence
-    assert "move the gap towards momentum SGD: its best lr, 0.3, is the largest" in section.evidence
+def test_one_seed_gives_no_interval_and_says_what_to_run(tmp_path):
+    results = _results(batchnorm.EXPERIMENT, _bn_curves, tmp_path, seeds=1, model="small_cnn")
+    section = batchnorm._scratch(results)
+    assert section.verdict == INCONCLUSIVE
+    assert "--seeds 2" in section.evidence and "one seed" in section.evidence
 
 
-def test_optimizers_rank_only_those_with_a_final_accuracy(tmp_path):
-    def curves(g):  # plain SGD has no final accuracy (NaN); Adam leads the rest by 20 points
-        if g["optimizer"] == "sgd":
-            return [float("nan")] * 3, "diverged"
-        return [0.2, 0.3, 0.6 if g["optimizer"] == "adam" else 0.4], "done"
-
-    (section,) = optimizers.analyze(_results(optimizers.EXPERIMENT, curves, tmp_path), tmp_path)
-    assert "Best overall at this budget: adam (60.0%), ahead of every other" in section.evidence
-    assert "No final accuracy for sgd." in section.evidence
+# -- settled curves -------------------------------------------------------------------------
 
 
-def test_optimizers_are_not_compared_before_their_runs_settle(tmp_path):
-    def curves(g):  # momentum far ahead, but every loss still falling 20% an epoch
-        accs = [0.3, 0.5, 0.7] if g["optimizer"] == "sgd-momentum" else [0.2, 0.3, 0.4]
-        return accs, "done", [2.0, 1.6, 1.28]
+def test_progress_tells_runs_still_learning_from_flat_ones():
+    falling = progress(_record("a", [0.3, 0.4, 0.5], losses=[2.0, 1.6, 1.3]))
+    flat = progress(_record("b", [0.3, 0.4, 0.5], losses=[1.02, 1.01, 1.0]))
+    short = progress(_record("d", [0.3, 0.4]))
+    assert falling.learning and not flat.learning and short.learning
+    assert falling.fall == pytest.approx((2.0 / 1.3) ** 0.5 - 1)
+    assert falling.steps == 81 and falling.train_error == pytest.approx(0.5)
 
-    (section,) = optimizers.analyze(_results(optimizers.EXPERIMENT, curves, tmp_path), tmp_path)
-    assert section.verdict == UNTRAINED
-    assert "Not trained long enough to decide" in section.evidence
+
+def test_an_annealed_schedule_does_not_settle_a_curve_still_moving(tmp_path):
+    """A cosine run down to lr 0 whose training accuracy still rises 3 points an epoch is not
+    settled; flat ends are."""
+    annealed = [0.1, 0.05, 0.0]
+    moving = RunResult(None, 0, _record("m", [0.3, 0.33, 0.36], lrs=annealed), "done")
+    still = RunResult(None, 0, _record("s", [0.36, 0.355, 0.36], lrs=annealed), "done")
+
+    class Spec:
+        name = "m"
+
+    moving.spec = still.spec = Spec()
+    decided, why = settle(SUPPORTED, {"deep": [moving], "shallow": [still]}, "train_acc", 0.01)
+    assert decided == UNTRAINED
+    assert "deep: its mean training accuracy still moved +3.0 points per epoch" in why
+    assert settle(SUPPORTED, {"shallow": [still]}, "train_acc", 0.01) == (SUPPORTED, "")
+
+
+# -- degradation ----------------------------------------------------------------------------
+
+
+def _depth_curves(plain56, resnet56, moving=0.0):
+    """Training accuracies of the quick grid's four nets; `moving`: how far each still climbs
+    per epoch at the end."""
+
+    def curves(g, seed):
+        end = {("plain", 56): plain56, ("resnet", 56): resnet56}.get((g["kind"], g["depth"]), 0.7)
+        end += _shift(seed) + _wobble(seed, (g["kind"], g["depth"]))
+        accs = [end - 0.2, end - 2 * moving, end - moving, end]
+        return dict(accs=accs, lrs=[0.1, 0.07, 0.03, 0.0])
+
+    return curves
+
+
+def test_degradation_is_not_decided_while_the_nets_still_learn(tmp_path):
+    results = _results(degradation.EXPERIMENT, _depth_curves(0.5, 0.72, 0.05), tmp_path)
+    for run in results.runs:  # ten minutes an epoch
+        for row in run.record.metrics:
+            row["epoch_time_s"] = 600
+    plain, res, removed = degradation.analyze(results, tmp_path)
+    assert plain.verdict == res.verdict == removed.verdict == UNTRAINED
+    assert "still moved +5.0 points per epoch" in plain.evidence
+    assert "Those runs took 2.67 h of training here" in plain.evidence  # 4 runs, 4 epochs each
+    assert "each further epoch of all of them costs about 40 min" in plain.evidence
 
 
 @pytest.mark.parametrize(
-    ("a", "b", "seeds", "says"),
+    ("plain56", "resnet56", "plain", "res", "removed"),
     [
-        ((0.700, 0.0), (0.695, 0.0), 2, "below the 1-point floor"),
-        ((0.700, 0.03), (0.680, 0.02), 2, "spread over seeds (3.0 points) exceeds the gap"),
-        ((0.700, 0.0), (0.688, 0.0), 1, "falls below this gap with 3 seeds, about 1.5 h"),
+        (0.55, 0.73, SUPPORTED, SUPPORTED, SUPPORTED),  # the paper's picture
+        (0.55, 0.60, SUPPORTED, NOT_SUPPORTED, NOT_SUPPORTED),  # the ResNets degrade too
+        (0.705, 0.695, NOT_SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE),  # nothing to remove
+        (0.55, 0.698, SUPPORTED, NOT_SUPPORTED, SUPPORTED),  # ResNet within the margin
     ],
 )
-def test_a_gap_within_the_noise_says_what_would_decide_it(a, b, seeds, says):
-    # 1.96 sqrt((0.21 + 0.2147) / 5000) = 1.81 points with one seed: (1.81 / 1.2)^2 = 2.3 -> 3
-    # seeds, 3 times the 0.5 h the runs took.
-    assert compare(a, b, 5000, seeds)[0] == INCONCLUSIVE
-    assert says in within_noise(a, b, 5000, seeds, hours=0.5)
+def test_degradation_verdicts(tmp_path, plain56, resnet56, plain, res, removed):
+    results = _results(degradation.EXPERIMENT, _depth_curves(plain56, resnet56), tmp_path)
+    sections = degradation.analyze(results, tmp_path)
+    assert [s.verdict for s in sections] == [plain, res, removed]
+    assert "plain56_w8 minus plain20_w8, paired by seed: " in sections[0].evidence
+    assert "narrow twins (8/16/32 channels" in sections[1].evidence
+    assert sections[0].captions == ["training error of the plain networks, every seed"]
+
+
+# -- placement ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pre", "noise", "expected"),
+    [
+        (0.798, 0.001, SUPPORTED),  # a fifth of a point behind: at least as good
+        (0.77, 0.001, NOT_SUPPORTED),  # 3 points behind on every seed
+        (0.792, 0.01, INCONCLUSIVE),  # behind on both seeds, too noisy to rule out a point
+    ],
+)
+def test_preactivation_is_tested_for_non_inferiority(tmp_path, pre, noise, expected):
+    def curves(g, seed):
+        acc = {"pre-activation": pre, "post-activation": 0.80, "bn-after-relu": 0.806}
+        cell = (seed * 5 + len(g["variant"])) % 3 - 1
+        return [0.6, 0.7] + [acc[g["variant"]] + _shift(seed) + noise * cell] * 3, "done"
+
+    pre_post, relu = placement.analyze(_results(placement.EXPERIMENT, curves, tmp_path), tmp_path)
+    assert pre_post.verdict == expected
+    assert "non-inferiority" in pre_post.claim
+    assert pre_post.rows[2][0] == "bn-after-relu" and len(pre_post.figures) == 1
+    if noise < 0.005:  # after the ReLU leads by 0.6 points: "before is better" is refuted
+        assert relu.verdict == NOT_SUPPORTED
+    assert "a reason (Ioffe & Szegedy 2015, Sec. 3.2), not a measurement" in relu.claim
+
+
+# -- optimizers -----------------------------------------------------------------------------
+
+
+def _optimizer_curves(momentum_area, winner=None):
+    """Momentum SGD peaks in the middle of its sweep, every other optimizer at its top; each
+    fits the training set at 0.5 on average except momentum (momentum_area)."""
+
+    def curves(g, seed):
+        name, lr = g["optimizer"], g["lr"]
+        lrs = optimizers.OPTIMIZERS[name][1]
+        s = _shift(seed) + _wobble(seed, (name, lr))
+        if name == "sgd-momentum":
+            val = 0.6 if lr == lrs[1] else 0.5
+        else:
+            val = 0.5 + 0.02 * lrs.index(lr)
+        fit = momentum_area if name == "sgd-momentum" else 0.5
+        test = 0.55 + (0.1 if name == winner else 0.0) + s
+        return dict(accs=[0.2, 0.3, val + s], train=[fit - 0.1, fit, fit + 0.1], test=test)
+
+    return curves
+
+
+@pytest.mark.parametrize(("momentum_area", "expected"), [(0.6, SUPPORTED), (0.5, NOT_SUPPORTED)])
+def test_momentum_is_judged_on_speed_at_the_rate_chosen_on_validation(
+    tmp_path, momentum_area, expected
+):
+    results = _results(optimizers.EXPERIMENT, _optimizer_curves(momentum_area), tmp_path)
+    momentum, ranking = optimizers.analyze(results, tmp_path)
+    assert momentum.verdict == expected
+    assert "SGD + momentum (lr 0.03) minus plain SGD (lr 3)" in momentum.evidence
+    rows = {row[0]: row for row in momentum.rows}
+    assert rows["sgd-momentum"][1] == "0.03" and rows["sgd"][1] == "3 (edge)"
+    assert "best lr of sgd (top), nesterov (top), adam (top)" in momentum.evidence
+    assert "move the gap towards plain SGD: its best lr, 3, is the largest" in momentum.evidence
+    assert "weight decay 0.0001" in momentum.evidence
+    assert all(f.is_file() for f in momentum.figures)
+    assert ranking.verdict == "" and "no best one" in ranking.evidence
+
+
+def test_a_best_optimizer_is_named_only_ahead_of_every_other(tmp_path):
+    results = _results(optimizers.EXPERIMENT, _optimizer_curves(0.5, winner="adam"), tmp_path)
+    _, ranking = optimizers.analyze(results, tmp_path)
+    assert "Best at this budget: adam, ahead of every other" in ranking.evidence
+    assert "held jointly over all 15 pairs" in ranking.claim and len(ranking.rows) == 15
+
+
+def test_optimizers_rank_only_those_with_a_test_accuracy(tmp_path):
+    def curves(g, seed):
+        if g["optimizer"] == "sgd":
+            return [float("nan")] * 3, "diverged"
+        return _optimizer_curves(0.5, winner="adam")(g, seed)
+
+    _, ranking = optimizers.analyze(_results(optimizers.EXPERIMENT, curves, tmp_path), tmp_path)
+    assert "No test accuracy for sgd." in ranking.evidence
+    assert "Best at this budget: adam" in ranking.evidence and len(ranking.rows) == 10
+
+
+# -- exact rules and gradients --------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("a", "b", "options", "expected"),
     [
-        (0.6, 0.5, dict(margin=0.05), "supported"),
-        (0.5, 0.6, dict(margin=0.05), "not supported"),
-        (0.52, 0.5, dict(margin=0.05), "inconclusive at this budget"),  # inside the noise
-        (40, 81, dict(lower_is_better=True), "supported"),  # fewer steps
-        (81, 81, dict(lower_is_better=True), "inconclusive at this budget"),  # a tie
-        (40, math.inf, dict(lower_is_better=True), "supported"),  # the other never got there
-        (math.inf, math.inf, dict(lower_is_better=True), "inconclusive at this budget"),
-        (float("nan"), 0.5, {}, "inconclusive at this budget"),  # not measured
-        (None, 0.5, {}, "inconclusive at this budget"),
-        (0.5, 0.6, dict(margin=1.0, refute_margin=0.0), "not supported"),  # asymmetric band
+        (0.6, 0.5, dict(margin=0.05), SUPPORTED),
+        (0.5, 0.6, dict(margin=0.05), NOT_SUPPORTED),
+        (0.52, 0.5, dict(margin=0.05), INCONCLUSIVE),
+        (40, math.inf, dict(lower_is_better=True), SUPPORTED),  # the other never got there
+        (math.inf, math.inf, dict(lower_is_better=True), INCONCLUSIVE),
+        (float("nan"), 0.5, {}, INCONCLUSIVE),
+        (None, 0.5, {}, INCONCLUSIVE),
+        (0.5, 0.6, dict(margin=1.0, refute_margin=0.0), NOT_SUPPORTED),
     ],
 )
-def test_one_rule_turns_numbers_into_a_verdict(a, b, options, expected):
+def test_the_exact_rule(a, b, options, expected):
     assert verdict(a, b, **options) == expected
 
 
 def test_a_claim_of_parts_needs_every_part():
-    s, n, i = "supported", "not supported", "inconclusive at this budget"
+    s, n, i = SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE
     assert all_of(s, s) == s and all_of(s, i) == i and all_of(i, n) == n and all_of(s, n) == n
+    assert all_of(s, UNTRAINED) == UNTRAINED and all_of() == i
+
+
+def _init(*ratios):
+    return {"ratios": list(ratios)}
 
 
 @pytest.mark.parametrize(
     ("plain", "residual", "expected"),
     [
-        (50.0, 0.5, "supported"),  # above 10 and 100x the residual net's
-        (5.0, 0.1, "inconclusive at this budget"),  # 50x the residual's, but not above 10
-        (50.0, 10.0, "inconclusive at this budget"),  # above 10, only 5x the residual's
-        (0.5, 1.0, "not supported"),  # below the residual net's
+        ((400, 600, 900, 1500), (6, 8, 9, 7), SUPPORTED),  # above 10, 100x the residual's
+        ((1.5, 3, 6, 40), (0.1, 0.2, 0.15, 0.3), INCONCLUSIVE),  # may be below 10
+        ((0.5, 0.6, 0.8, 0.4), (1.0, 1.2, 0.9, 1.1), NOT_SUPPORTED),  # below 10 on every draw
     ],
 )
-def test_gradient_explosion_verdict(plain, residual, expected):
-    def init(ratio):  # first/last conv gradient norms giving this ratio, and that ratio
-        return {"init": [{"grad_norm": ratio}, {"grad_norm": 1.0}], "ratios": [ratio]}
+def test_gradient_explosion_is_judged_on_intervals_over_initializations(plain, residual, expected):
+    stats = {("plain", "batchnorm", 56): _init(*plain)}
+    stats[("resnet", "batchnorm", 56)] = _init(*residual)
+    section = gradients._explosion(stats, 56)
+    assert section.verdict == expected
+    assert "95% interval" in section.evidence and "Protocol" in section.claim
 
-    stats = {("plain", "batchnorm", 56): init(plain), ("resnet", "batchnorm", 56): init(residual)}
-    assert gradients._explosion(stats, 56).verdict == expected
 
-
-def test_gradient_verdicts_take_the_geometric_mean_over_initializations():
-    """One initialization of 3 (first/last 5) would leave the claim open; the geometric mean
-    of 5, 50 and 500 (50) decides it, and the evidence gives the range."""
+def test_gradient_evidence_gives_the_geometric_mean_and_range():
     stats = {
-        ("plain", "batchnorm", 56): {"init": [], "ratios": [5.0, 50.0, 500.0]},
-        ("resnet", "batchnorm", 56): {"init": [], "ratios": [1.0, 2.0, 0.5]},
+        ("plain", "batchnorm", 56): _init(5.0, 50.0, 500.0),
+        ("resnet", "batchnorm", 56): _init(1.0, 2.0, 0.5),
     }
     section = gradients._explosion(stats, 56)
-    assert section.verdict == "supported"
     assert "plain with BN 50 (5-500), residual with BN 1 (0.5-2)" in section.evidence
+    assert section.verdict == INCONCLUSIVE  # a 100-fold range over three draws

@@ -4,26 +4,30 @@ the network's twin with each norm after its ReLU (`PLACEMENT_TWINS`)."""
 
 from __future__ import annotations
 
-import math
-import statistics
-
 from reslab.experiments.analysis import (
+    BETTER,
+    CHANCE,
     INCONCLUSIVE,
-    NOT_SUPPORTED,
-    SUPPORTED,
+    LARGER,
+    MATCHES,
     UNTRAINED,
-    binomial_noise,
-    compare,
+    Fit,
+    Protocol,
+    accuracy_on_test,
+    all_of,
+    area,
+    cells,
     final,
     fmt,
-    judge,
+    hours,
     mean_std,
+    parts,
     progress,
+    settle,
     steps_to_target,
     trained,
-    unless_untrained,
-    val_size,
     verdict,
+    why_open,
 )
 from reslab.experiments.plots import figures_dir, val_acc_figure
 from reslab.experiments.spec import Budget, Experiment, RunSpec
@@ -31,10 +35,51 @@ from reslab.report.experiment import Section
 
 NORMS = ("batchnorm", "batchnorm-scratch", "none")
 LRS = (0.01, 0.1, 0.5, 1.0)
-MATCH_FLOOR = 0.005  # the smallest gap in final accuracy that counts as a difference between BNs
 # network -> the same network with each norm after its ReLU instead of before it
 PLACEMENT_TWINS = {"resnet20": "resnet20_relu_bn", "small_cnn": "small_cnn_relu_bn"}
 AFTER_RELU = "batchnorm-after-relu"  # the twin's group label
+CHANGED = "2026-12-05, after the hour and quick runs were seen"
+
+CONVERGES = Protocol(
+    metric="the area under the validation-accuracy curve (its mean over the evaluations at "
+    "each epoch's end; epochs after a divergence count at chance)",
+    test=BETTER,
+    margin=0.01,
+    lrs="no choice: BN against no norm at every rate of the grid where either trains, the "
+    "claim holding at each (an intersection-union test, no widening)",
+    changes=(
+        f"{CHANGED}: was the steps to the budget's target (checked once an epoch) of each arm's "
+        "best rate of four, margin 0, which under an annealed schedule follows the final "
+        "accuracy",
+    ),
+)
+TOLERATES = Protocol(
+    metric="the largest rate of the grid at which every seed trains (no divergence, final "
+    "validation accuracy above 1.5x chance)",
+    test=LARGER,
+    margin=0.0,
+    lrs="the grid's four rates, the same for both arms",
+    paired=False,
+)
+PLACED = Protocol(
+    metric="final test accuracy (the test split, read once per run)",
+    test=BETTER,
+    margin=0.01,
+    lrs="each placement at its rate of the grid with the highest mean final validation "
+    "accuracy: chosen on validation, judged on test",
+    changes=(f"{CHANGED}: was final validation accuracy, the set the rate was chosen on",),
+)
+MATCH = Protocol(
+    metric="final validation accuracy",
+    test=MATCHES,
+    margin=0.01,
+    lrs="no choice: every rate of the grid where torch's BN trains, the claim holding at each "
+    "(an intersection-union test, no widening)",
+    changes=(
+        f"{CHANGED}: was a gap within z = 2.50 (Bonferroni over the rates) times the larger of "
+        "the seed spread and the split's sampling noise, which more noise made easier to meet",
+    ),
+)
 
 
 def _spec(name: str, model: str, norm: str, lr: float, group: str) -> RunSpec:
@@ -50,29 +95,36 @@ def runs(budget: Budget, model: str) -> list[RunSpec]:
     return specs
 
 
-def _steps(results, norm, target) -> float | None:
-    """Fewest steps to target over the learning rates (mean over seeds; all must reach it)."""
-    best = None
-    for lr in LRS:
-        steps = [steps_to_target(r.record, target) for r in results.select(norm=norm, lr=lr)]
-        if steps and all(v is not None for v in steps):
-            mean = sum(steps) / len(steps)
-            best = mean if best is None else min(best, mean)
-    return best
+def _arms(results) -> dict[tuple, list]:
+    """(norm, lr) -> its runs, for every cell of the grid that has runs."""
+    norms = (*NORMS, AFTER_RELU)
+    arms = {(n, lr): results.select(norm=n, lr=lr) for n in norms for lr in LRS}
+    return {k: v for k, v in arms.items() if v}
+
+
+def _fit(results, metric) -> Fit:
+    """`metric` over every cell, its spread pooled over the cells where every seed trains."""
+    arms = _arms(results)
+    working = {k: v for k, v in arms.items() if all(trained(r, CHANCE) for r in v)}
+    return Fit(cells(arms, metric), noise=Fit(cells(working, metric)))
+
+
+def _seeds(results) -> int:
+    return max((len(v) for v in _arms(results).values()), default=0)
 
 
 def _num(value: float | None, missing: str) -> str:
     return missing if value is None else f"{value:g}"
 
 
-def _rate_trains(results, norm, lr, chance) -> bool | None:
-    """Whether the runs at this rate train: True, False (diverged, or settled near chance), or
-    None while any of them is near chance but still learning (not trained long enough)."""
+def _rate_trains(results, norm, lr) -> bool | None:
+    """Whether the runs at this rate train: True, False (diverged, or near chance with the loss
+    no longer falling), or None while any is near chance but still learning."""
     verdicts = set()
     for r in results.select(norm=norm, lr=lr):
-        if trained(r, chance):
+        if trained(r, CHANCE):
             verdicts.add(True)
-        elif r.status == "diverged" or progress(r.record).settled:
+        elif r.status == "diverged" or not progress(r.record).learning:
             verdicts.add(False)
         else:
             verdicts.add(None)
@@ -81,50 +133,76 @@ def _rate_trains(results, norm, lr, chance) -> bool | None:
     return False if False in verdicts else (None if None in verdicts else True)
 
 
-def _largest_lr(results, norm, chance, undecided_trains: bool = False):
+def _largest_lr(results, norm, undecided_trains: bool = False):
     """The largest rate that trains; rates not yet decided count as `undecided_trains`."""
     ok = []
     for lr in LRS:
-        trains = _rate_trains(results, norm, lr, chance)
+        trains = _rate_trains(results, norm, lr)
         if trains or (trains is None and undecided_trains):
             ok.append(lr)
     return max(ok) if ok else None
 
 
+def _judge(protocol, gaps: list[tuple]) -> list[tuple]:
+    """(lr, interval) of each rate a claim needs -> (lr, interval, verdict)."""
+    verdicts = parts([(protocol, iv) for _, iv in gaps])
+    return [(lr, iv, v) for (lr, iv), v in zip(gaps, verdicts, strict=True)]
+
+
+def _open(protocol, judged: list[tuple], results, norms: tuple[str, str]) -> str:
+    """What would decide the first rate left open between two norms, if one is."""
+    for lr, iv, decided in judged:
+        if decided == INCONCLUSIVE:
+            spent = hours(r for n in norms for r in results.select(norm=n, lr=lr))
+            why = why_open(protocol, iv, _seeds(results), spent)
+            return f" The first rate left open is {lr:g}.{why}"
+    return ""
+
+
 def _convergence(results, target) -> Section:
-    bn, none = _steps(results, "batchnorm", target), _steps(results, "none", target)
-    never = math.inf  # a target never reached: the most steps there are
-    faster = verdict(
-        never if bn is None else bn, never if none is None else none, lower_is_better=True
-    )
-    rows = []
-    for norm in NORMS:
-        for lr in LRS:
-            rs = results.select(norm=norm, lr=lr)
-            s = [steps_to_target(r.record, target) for r in rs]
-            rows.append(
-                [
-                    norm,
-                    f"{lr:g}",
-                    ", ".join("-" if v is None else str(v) for v in s),
-                    fmt(*mean_std(final(r.record, "val_acc") for r in rs)),
-                    ", ".join(r.status for r in rs),
-                ]
-            )
+    fit = _fit(results, lambda r: area(r, "val_acc", CHANCE))
+    judged = []
+    for lr in LRS:
+        bn, none = results.select(norm="batchnorm", lr=lr), results.select(norm="none", lr=lr)
+        if bn and none and any(trained(r, CHANCE) for r in bn + none):
+            judged.append((lr, fit.gap(("batchnorm", lr), ("none", lr))))
+    judged = _judge(CONVERGES, judged)
+    decided = all_of(*(d for *_, d in judged)) if judged else INCONCLUSIVE
+    gaps = "; ".join(f"lr {lr:g}: {iv.text()}, {d}" for lr, iv, d in judged) or "no rate"
+    opened = _open(CONVERGES, judged, results, ("batchnorm", "none"))
+    rows = [
+        [
+            norm,
+            f"{lr:g}",
+            ", ".join(_num(steps_to_target(r.record, target), "-") for r in rs),
+            fmt(*mean_std(area(r, "val_acc", CHANCE) for r in rs)),
+            fmt(*mean_std(final(r.record, "val_acc") for r in rs)),
+            ", ".join(r.status for r in rs),
+        ]
+        for (norm, lr), rs in _arms(results).items()
+    ]
     return Section(
         "BN converges in fewer steps",
         "With batch normalization the network reaches a given accuracy in fewer steps "
-        "(Ioffe & Szegedy 2015, Fig. 2).",
-        faster,
-        f"Fewest steps to {100 * target:.0f}% validation accuracy over the learning rates: "
-        f"with BN {_num(bn, 'never')}, without {_num(none, 'never')}.",
-        headers=["norm", "lr", f"steps to {100 * target:.0f}% val", "final val acc", "status"],
+        f"(Ioffe & Szegedy 2015, Fig. 2). {CONVERGES.text()}",
+        decided,
+        f"Area under the validation-accuracy curve, BN minus no norm, paired by seed, at each "
+        f"rate where either trains: {gaps}. The {fit.spread()}. The steps to "
+        f"{100 * target:.0f}% are shown, not judged.{opened}",
+        headers=[
+            "norm",
+            "lr",
+            f"steps to {100 * target:.0f}% val (each seed)",
+            "area under val curve",
+            "final val acc",
+            "status",
+        ],  # fmt: skip
         rows=rows,
     )
 
 
-def _tolerance(results, chance) -> Section:
-    bn, none = _largest_lr(results, "batchnorm", chance), _largest_lr(results, "none", chance)
+def _tolerance(results) -> Section:
+    bn, none = _largest_lr(results, "batchnorm"), _largest_lr(results, "none")
 
     def decide(bn, none):
         return verdict(0.0 if bn is None else bn, 0.0 if none is None else none)  # 0: none trains
@@ -132,14 +210,14 @@ def _tolerance(results, chance) -> Section:
     tolerates, extra = decide(bn, none), ""
     # Rates still near chance but learning could go either way: the verdict stands only if it
     # holds whichever way they go.
-    best_case = decide(_largest_lr(results, "batchnorm", chance, True), none)
-    worst_case = decide(bn, _largest_lr(results, "none", chance, True))
+    best_case = decide(_largest_lr(results, "batchnorm", True), none)
+    worst_case = decide(bn, _largest_lr(results, "none", True))
     if best_case != tolerates or worst_case != tolerates:
         open_lrs = [
             f"{norm} at {lr:g}"
             for norm in ("batchnorm", "none")
             for lr in LRS
-            if _rate_trains(results, norm, lr, chance) is None
+            if _rate_trains(results, norm, lr) is None
         ]
         tolerates = UNTRAINED
         extra = (
@@ -149,7 +227,7 @@ def _tolerance(results, chance) -> Section:
     return Section(
         "BN tolerates higher learning rates",
         "Batch-normalized networks still train at learning rates where the same network without "
-        "normalization diverges or stalls (Ioffe & Szegedy 2015, Sec. 3.3).",
+        f"normalization diverges or stalls (Ioffe & Szegedy 2015, Sec. 3.3). {TOLERATES.text()}",
         tolerates,
         f"Largest learning rate that still trains (no divergence, final validation accuracy "
         f"above 1.5x chance): with BN {_num(bn, 'none')}, without {_num(none, 'none')}. "
@@ -157,135 +235,101 @@ def _tolerance(results, chance) -> Section:
     )
 
 
-def _scratch(results, chance) -> Section:
-    """The two BNs differ only in rounding, so their gap is judged against what rounding-sized
-    perturbations do anyway: the seed-to-seed spread, measured (2 or more seeds), and the
-    validation split's sampling noise.
-
-    Under the claim every run at a rate, either layer's, comes from one distribution, so the
-    spread is pooled over all those cells (each gives seeds - 1 degrees of freedom; two seeds
-    alone estimate a spread poorly). The claim is tested at k rates at once, so each rate's bound
-    is set for a 5% chance that any of the k gaps exceeds it by chance (Bonferroni): testing four
-    rates at 95% each would call two identical layers different one time in five."""
-    n, seeds = val_size(results), len(results.select(norm="batchnorm", lr=LRS[0]))
-    cells = []  # (lr, torch's runs, ours, their means and stds)
-    for lr in LRS:
-        ref = results.select(norm="batchnorm", lr=lr)
-        ours = results.select(norm="batchnorm-scratch", lr=lr)
-        a = mean_std(final(r.record, "val_acc") for r in ref)
-        b = mean_std(final(r.record, "val_acc") for r in ours)
-        cells.append((lr, ref, ours, a, b))
-    # Where torch's BN itself does not train, the gap says nothing about the layer.
-    judged = [
-        c
-        for c in cells
-        if c[3][0] == c[3][0] and c[4][0] == c[4][0] and all(trained(r, chance) for r in c[1])
-    ]
-    k = max(1, len(judged))
-    z = statistics.NormalDist().inv_cdf(1 - 0.05 / (2 * k))
-    spread = (
-        math.sqrt(statistics.fmean([s**2 for c in judged for s in (c[3][1], c[4][1])]))
-        if judged and seeds > 1
-        else 0.0
-    )
-    rows, outcomes = [], []
-    for lr, _, _, a, b in cells:
-        if a[0] != a[0] or b[0] != b[0]:  # NaN: a run did not finish
-            rows.append([f"{lr:g}", fmt(*a), fmt(*b), "-", "-"])
-            continue
-        gap = abs(a[0] - b[0])
-        sampling = binomial_noise(a[0], b[0], n) / 1.96 / math.sqrt(seeds)
-        noise = max(MATCH_FLOOR, z * spread * math.sqrt(2 / seeds), z * sampling)
-        rows.append([f"{lr:g}", fmt(*a), fmt(*b), f"{100 * gap:.1f}", f"{100 * noise:.1f}"])
-        if any(c[0] == lr for c in judged):
-            outcomes.append(gap <= noise)
-    if not outcomes:
-        decided, why = INCONCLUSIVE, " torch's BN trained at none of the rates."
-    elif all(outcomes):
-        decided, why = SUPPORTED, ""
-    elif seeds < 2:
-        decided = INCONCLUSIVE
-        why = (
-            " A gap beyond the sampling noise, but the seed-to-seed spread is not measured with "
-            "one seed: run with --seeds 2 or more to decide."
-        )
-    else:
-        compared = [r for c in judged for r in c[1] + c[2]]
-        decided, why = unless_untrained(
-            NOT_SUPPORTED, (progress(r.record, r.spec.name) for r in compared)
-        )
-    measured = (
-        f"the seed-to-seed spread ({100 * spread:.2f} points, pooled over both layers' "
-        f"{2 * len(judged)} cells of {seeds} seeds)"
-        if seeds > 1
-        else "the seed-to-seed spread (not measured: one seed)"
-    )
-    return Section(
-        "The from-scratch BN matches torch's BN",
-        "reslab.nn.BatchNorm2d (analytic backward) trains like torch.nn.BatchNorm2d.",
-        decided,
-        f"Gap in final validation accuracy at each rate where torch's BN trains, against a noise "
-        f"level: the larger of {100 * MATCH_FLOOR:.1f} point, {measured} and the sampling noise "
-        f"of {n} validation images, each at z = {z:.2f}, so that the {k} rates together have a "
-        "5% chance of a false difference. The two layers differ only in floating-point "
-        "rounding, which compounds over training like a change of seed; the unit tests check "
-        f"them equal to rounding.{why}",
-        headers=["lr", "torch BN val acc", "scratch BN val acc", "gap (points)", "noise (points)"],
-        rows=rows,
-    )
-
-
-def _best(results, norm) -> tuple[tuple[float, float], float | None]:
-    """(mean, std) of final validation accuracy at the norm's best learning rate, and that lr."""
-    scored = [(mean_std(final(r.record, "val_acc") for r in results.select(norm=norm, lr=lr)), lr)
-              for lr in LRS if results.select(norm=norm, lr=lr)]  # fmt: skip
-    scored = [(ms, lr) for ms, lr in scored if ms[0] == ms[0]]  # NaN: no run finished
-    return max(scored, default=((float("nan"), float("nan")), None), key=lambda s: s[0][0])
+def _best_lr(results, norm) -> float | None:
+    """The rate of the grid with the norm's highest mean final validation accuracy."""
+    scored = [(mean_std(final(r.record, "val_acc") for r in results.select(norm=norm, lr=lr))[0],
+               lr) for lr in LRS if results.select(norm=norm, lr=lr)]  # fmt: skip
+    scored = [s for s in scored if s[0] == s[0]]  # NaN: no run finished
+    return max(scored)[1] if scored else None
 
 
 def _placement(results) -> Section:
-    before, lr_b = _best(results, "batchnorm")
-    after, lr_a = _best(results, AFTER_RELU)
-    seeds = max(1, len(results.select(norm="batchnorm", lr=LRS[0])))
-    decided, gap, noise = compare(before, after, val_size(results), seeds)
-    compared = results.select(norm="batchnorm", lr=lr_b) + results.select(norm=AFTER_RELU, lr=lr_a)
-    decided, why = judge(decided, before, after, val_size(results), seeds, compared)
-    rows = [
-        [f"{lr:g}"] + [fmt(*mean_std(final(r.record, "val_acc") for r in results.select(
-            norm=norm, lr=lr))) for norm in ("batchnorm", AFTER_RELU)]
-        for lr in LRS
-    ]  # fmt: skip
+    lr_b, lr_a = _best_lr(results, "batchnorm"), _best_lr(results, AFTER_RELU)
+    iv = _fit(results, accuracy_on_test).gap(("batchnorm", lr_b), (AFTER_RELU, lr_a))
+    chosen = {
+        f"before the ReLU at {_num(lr_b, '-')}": results.select(norm="batchnorm", lr=lr_b),
+        f"after it at {_num(lr_a, '-')}": results.select(norm=AFTER_RELU, lr=lr_a),
+    }
+    decided, why = settle(PLACED.decide(iv), chosen, "val_acc", PLACED.margin)
+    if decided == INCONCLUSIVE:
+        why += why_open(PLACED, iv, _seeds(results), hours(r for v in chosen.values() for r in v))
+    val = _fit(results, lambda r: final(r.record, "val_acc"))
+    per_rate = "; ".join(
+        f"{lr:g}: {val.gap(('batchnorm', lr), (AFTER_RELU, lr)).text()}" for lr in LRS
+    )
+
+    def cell(norm, lr, metric):
+        return fmt(*mean_std(metric(r) for r in results.select(norm=norm, lr=lr)))
+
+    def val_acc(r):
+        return final(r.record, "val_acc")
+
     return Section(
         "BN before the ReLU trains better than after it",
-        "The BN paper normalizes a layer's output right before the nonlinearity (Ioffe & Szegedy "
-        "2015, Sec. 3.2); the common Keras form puts it after the ReLU.",
+        "The BN paper normalizes a layer's input to the nonlinearity (Ioffe & Szegedy 2015, "
+        "Sec. 3.2) and gives a reason for that placement, not a measurement; the common Keras "
+        f"form puts BN after the ReLU. {PLACED.text()}",
         decided,
-        f"Final validation accuracy at each placement's best learning rate: before the ReLU "
-        f"{fmt(*before)} (lr {lr_b}), after it {fmt(*after)} (lr {lr_a}): a gap of "
-        f"{100 * gap:.1f} points against a noise level of {100 * noise:.1f}.{why}",
-        headers=["lr", "BN before ReLU", "BN after ReLU"],
+        f"Final test accuracy, before the ReLU (lr {_num(lr_b, '-')}) minus after it (lr "
+        f"{_num(lr_a, '-')}), paired "
+        f"by seed: {iv.text()}. For the record, before minus after on validation at each rate: "
+        f"{per_rate}.{why}",
+        headers=["lr", "before ReLU: val", "after ReLU: val", "before: test", "after: test"],
+        rows=[
+            [f"{lr:g}"]
+            + [cell(n, lr, val_acc) for n in ("batchnorm", AFTER_RELU)]
+            + [cell(n, lr, accuracy_on_test) for n in ("batchnorm", AFTER_RELU)]
+            for lr in LRS
+        ],
+    )
+
+
+def _scratch(results) -> Section:
+    """Two layers that differ only in rounding, which compounds over training like a change of
+    seed: their runs of one seed are paired, and the gap must lie inside the margin at every
+    rate where torch's BN trains. Not held to a settled curve: two equal layers match at every
+    point of training, so a mid-training gap beyond the margin is as much a difference."""
+    fit = _fit(results, lambda r: final(r.record, "val_acc"))
+    works = [lr for lr in LRS if (ref := results.select(norm="batchnorm", lr=lr))
+             and all(trained(r, CHANCE) for r in ref)]  # fmt: skip
+    gaps = {lr: fit.gap(("batchnorm-scratch", lr), ("batchnorm", lr)) for lr in LRS}
+    judged = _judge(MATCH, [(lr, gaps[lr]) for lr in works])
+    verdicts = {lr: d for lr, _, d in judged}
+    rows = [
+        [f"{lr:g}"]
+        + [fmt(*mean_std(final(r.record, "val_acc") for r in results.select(norm=n, lr=lr)))
+           for n in ("batchnorm", "batchnorm-scratch")]
+        + [gaps[lr].text(), verdicts.get(lr, "not judged: torch's BN does not train here")]
+        for lr in LRS
+    ]  # fmt: skip
+    decided = all_of(*(d for *_, d in judged)) if judged else INCONCLUSIVE
+    why = "" if judged else " torch's BN trained at none of the rates."
+    opened = _open(MATCH, judged, results, ("batchnorm", "batchnorm-scratch"))
+    return Section(
+        "The from-scratch BN matches torch's BN",
+        "reslab.nn.BatchNorm2d (analytic backward) trains like torch.nn.BatchNorm2d; the unit "
+        f"tests check the two equal to rounding. {MATCH.text()}",
+        decided,
+        f"Final validation accuracy, reslab's BN minus torch's, paired by seed, at each rate "
+        f"where torch's BN trains; the {fit.spread()}.{why}{opened}",
+        headers=["lr", "torch BN val acc", "scratch BN val acc", "scratch minus torch", "verdict"],
         rows=rows,
     )
 
 
 def analyze(results, out) -> list[Section]:
-    target, chance = results.budget.target_acc, 0.1
+    target = results.budget.target_acc
     figures = figures_dir(out)
     conv = _convergence(results, target)
     for lr in LRS:
-        rs = [r for norm in NORMS for r in results.select(norm=norm, lr=lr) if r.seed == 0]
-        conv.figures.append(
-            val_acc_figure(
-                rs,
-                figures / f"val_acc_lr{lr:g}.png",
-                f"lr = {lr:g}",
-                labels=[r.spec.group["norm"] for r in rs],
-            )
-        )
-    sections = [conv, _tolerance(results, chance)]
+        arms = {n: results.select(norm=n, lr=lr) for n in (*NORMS, AFTER_RELU)}
+        arms = {n: rs for n, rs in arms.items() if rs}
+        conv.figures.append(val_acc_figure(arms, figures / f"val_acc_lr{lr:g}.png", f"lr = {lr:g}"))
+        conv.captions.append(f"validation accuracy at lr {lr:g}, every arm and seed")
+    sections = [conv, _tolerance(results)]
     if results.select(norm=AFTER_RELU):
         sections.append(_placement(results))
-    return [*sections, _scratch(results, chance)]
+    return [*sections, _scratch(results)]
 
 
 EXPERIMENT = Experiment(

@@ -2,24 +2,61 @@
 
 from __future__ import annotations
 
-import math
-
 from reslab.experiments.analysis import (
+    AT_LEAST,
+    BETTER,
     INCONCLUSIVE,
     NOT_SUPPORTED,
-    SUPPORTED,
-    compare,
+    Fit,
+    Protocol,
+    all_of,
+    cells,
     fmt,
-    judge,
+    hours,
     mean_std,
-    progress,
-    unless_untrained,
+    parts,
+    settle,
+    why_open,
 )
-from reslab.experiments.plots import figures_dir
+from reslab.experiments.plots import arms_figure, figures_dir
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.models.zoo import NARROW
-from reslab.report.curves import plot_metric
 from reslab.report.experiment import Section
+
+CHANGED = "2026-12-05, after the hour and quick runs were seen"
+ERROR = "final-epoch training error (on the augmented batches, as in the paper's Fig. 6)"
+SAME_LR = "one rate for every network, SGD 0.1 with momentum 0.9 (He et al. 2015)"
+SETTLED = (
+    f"{CHANGED}: a run counted as settled once its schedule annealed; now the end of each arm's "
+    "curve must be flat"
+)
+PLAIN_WORSE = Protocol(
+    metric=f"{ERROR}, deepest minus shallowest plain net",
+    test=BETTER,
+    margin=0.01,
+    lrs=SAME_LR,
+    changes=(SETTLED,),
+)
+RESIDUAL_BETTER = Protocol(
+    metric=f"{ERROR}, shallowest minus deepest ResNet",
+    test=BETTER,
+    margin=0.01,
+    lrs=SAME_LR,
+    changes=(SETTLED,),
+)
+REMOVED = Protocol(
+    metric=f"{ERROR}, in three parts, all needed: the plain nets degrade (deep minus shallow, "
+    "tested as better), the ResNets do not (shallow minus deep, tested as at least as good) and "
+    "the plain degradation exceeds the residual one (tested as better)",
+    test=AT_LEAST,
+    margin=0.01,
+    lrs=SAME_LR,
+    changes=(
+        SETTLED,
+        f"{CHANGED}: the ResNets' part was 'no degradation found', which more noise made "
+        "easier to meet",
+    ),
+)
 
 
 def network(budget: Budget, kind: str, depth: int) -> str:
@@ -45,106 +82,100 @@ def runs(budget: Budget) -> list[RunSpec]:
     ]
 
 
-def _train_error(results, kind, depth):
-    """Training error over the last epoch (augmented batches, as in the paper's Fig. 6), and
-    the number of images it was measured on."""
-    values, n = [], 0
-    for r in results.select(kind=kind, depth=depth):
-        rows = [m for m in r.record.metrics if m.get("train_acc") is not None]
-        values.append(1 - rows[-1]["train_acc"] if rows and r.status == "done" else None)
-        if rows:
-            n = round(rows[-1]["images_per_s"] * rows[-1]["epoch_time_s"])
-    return mean_std(values), n
+def _error(result) -> float | None:
+    """Training error over the last epoch; None for a run that did not finish."""
+    rows = [m for m in result.record.metrics if m.get("train_acc") is not None]
+    return 1 - rows[-1]["train_acc"] if rows and result.status == "done" else None
 
 
-def _section(results, kind, deeper_is_worse, claim, title) -> Section:
-    depths = results.budget.depths
-    errs = [_train_error(results, kind, d) for d in depths]
-    (shallow, n), (deep, _) = errs[0], errs[-1]
-    seeds = len(results.select(kind=kind, depth=depths[0]))
-    # Deeper worse: the deep net's error exceeds the shallow one's; deeper better: the reverse.
-    pair = (deep, shallow) if deeper_is_worse else (shallow, deep)
-    verdict, gap, noise = compare(*pair, n, seeds, floor=0.005)
-    # The paper's Fig. 6 is about trained networks: early on, deeper nets are just slower to start.
-    compared = results.select(kind=kind, depth=depths[0]) + results.select(
-        kind=kind, depth=depths[-1]
-    )
-    verdict, why = judge(verdict, *pair, n, seeds, compared, floor=0.005)
-    name = {d: network(results.budget, kind, d) for d in depths}
-    listing = ", ".join(f"{name[d]} {fmt(*e)}" for d, (e, _) in zip(depths, errs, strict=True))
-    narrow = (
+def _arms(results, kinds=("plain", "resnet"), depths=None) -> dict[str, list]:
+    depths = depths or results.budget.depths
+    return {
+        network(results.budget, k, d): results.select(kind=k, depth=d)
+        for k in kinds
+        for d in depths
+    }
+
+
+def _fit(results) -> Fit:
+    return Fit(cells(_arms(results), _error))
+
+
+def _seeds(results) -> int:
+    return max((len(v) for v in _arms(results).values()), default=0)
+
+
+def _decide(protocol, iv, results, arms) -> tuple[str, str]:
+    """The protocol's verdict, held to settled curves; for an open one, what would decide it."""
+    decided, why = settle(protocol.decide(iv), arms, "train_acc", protocol.margin)
+    if decided == INCONCLUSIVE:
+        spent = hours(r for runs in arms.values() for r in runs)
+        why += why_open(protocol, iv, _seeds(results), spent)
+    return decided, why
+
+
+def _narrow(results) -> str:
+    if not results.budget.narrow:
+        return ""
+    return (
         f" The networks are the narrow twins ({'/'.join(map(str, NARROW))} channels, half the "
         "paper's width) at the paper's depths: the depth question at a CPU's cost."
-        if results.budget.narrow
-        else ""
     )
+
+
+def _row(depth: int, runs: list) -> list[str]:
+    val = [(r.record.metrics[-1].get("val_acc") if r.record.metrics else None) for r in runs]
+    return [str(depth), fmt(*mean_std(map(_error, runs))), fmt(*mean_std(val))]
+
+
+def _section(results, kind, protocol, claim, title) -> Section:
+    depths = results.budget.depths
+    shallow, deep = (network(results.budget, kind, d) for d in (depths[0], depths[-1]))
+    fit = _fit(results)
+    iv = fit.gap(deep, shallow) if kind == "plain" else fit.gap(shallow, deep)
+    decided, why = _decide(protocol, iv, results, _arms(results, (kind,), (depths[0], depths[-1])))
+    arms = _arms(results, (kind,))
+    listing = ", ".join(f"{name} {fmt(*mean_std(map(_error, rs)))}" for name, rs in arms.items())
+    lead = f"{deep} minus {shallow}" if kind == "plain" else f"{shallow} minus {deep}"
     return Section(
         title,
-        claim,
-        verdict,
-        f"Final-epoch training error: {listing}. {name[depths[-1]]} vs {name[depths[0]]}: "
-        f"{100 * abs(gap):.1f} points {'higher' if (gap > 0) == deeper_is_worse else 'lower'} "
-        f"against a noise level of {100 * noise:.1f} (spread over seeds, 95% sampling noise of "
-        f"{n} training images, 0.5 point).{narrow}{why}",
+        f"{claim} {protocol.text()}",
+        decided,
+        f"Final-epoch training error: {listing}. {lead}, paired by seed: {iv.text()}; the "
+        f"{fit.spread()}.{_narrow(results)}{why}",
         headers=["depth", "training error", "final val acc"],
-        rows=[
-            [
-                str(d),
-                fmt(*e),
-                fmt(
-                    *mean_std(
-                        (r.record.metrics[-1].get("val_acc") if r.record.metrics else None)
-                        for r in results.select(kind=kind, depth=d)
-                    )
-                ),
-            ]
-            for d, (e, _) in zip(depths, errs, strict=True)
-        ],
+        rows=[_row(d, rs) for d, rs in zip(depths, arms.values(), strict=True)],
     )
 
 
 def _removed(results) -> Section:
-    """The skip connections' part: the plain nets degrade with depth and the ResNets of the same
-    depths do not. Each family's degradation is its deep net's training error minus its shallow
-    net's, with the noise of that gap; the claim needs a plain degradation beyond its noise, a
-    residual one within its noise, and the two apart by more than their combined noise."""
+    """The skip connections' part: the plain nets degrade with depth, the ResNets of the same
+    depths do not, and the plain degradation exceeds the residual one."""
     depths = results.budget.depths
-    shallow, deep = depths[0], depths[-1]
-    seeds = len(results.select(kind="plain", depth=shallow))
-    gaps = {}
-    for kind in ("plain", "resnet"):
-        (low, n), (high, _) = (
-            _train_error(results, kind, shallow),
-            _train_error(results, kind, deep),
-        )
-        _, gap, noise = compare(high, low, n, seeds, floor=0.005)
-        gaps[kind] = gap, noise
-    (plain, plain_noise), (res, res_noise) = gaps["plain"], gaps["resnet"]
-    apart = math.hypot(plain_noise, res_noise)
-    if any(math.isnan(g) for g in (plain, res)):
-        decided = INCONCLUSIVE
-    elif plain > plain_noise and res > res_noise:
-        decided = NOT_SUPPORTED  # the ResNets degrade too
-    elif plain > plain_noise and res <= res_noise and plain - res > apart:
-        decided = SUPPORTED
-    else:
-        decided = INCONCLUSIVE  # no degradation to remove at this budget, or too close to call
-    compared = [r for kind in ("plain", "resnet") for d in (shallow, deep)
-                for r in results.select(kind=kind, depth=d)]  # fmt: skip
-    decided, why = unless_untrained(decided, (progress(r.record, r.spec.name) for r in compared))
-    names = {k: (network(results.budget, k, shallow), network(results.budget, k, deep))
-             for k in ("plain", "resnet")}  # fmt: skip
+    name = {(k, d): network(results.budget, k, d) for k in ("plain", "resnet") for d in depths}
+    p20, p56 = name["plain", depths[0]], name["plain", depths[-1]]
+    r20, r56 = name["resnet", depths[0]], name["resnet", depths[-1]]
+    fit = _fit(results)
+    plain, residual = fit.gap(p56, p20), fit.gap(r20, r56)
+    apart = fit.contrast({p56: 1.0, p20: -1.0, r56: -1.0, r20: 1.0})
+    better = Protocol(REMOVED.metric, BETTER, REMOVED.margin, REMOVED.lrs)
+    verdicts = parts([(better, plain), (REMOVED, residual), (better, apart)])
+    none = verdicts[0] == NOT_SUPPORTED  # no degradation to remove: the claim is idle
+    compared = _arms(results, depths=(depths[0], depths[-1]))
+    decided = INCONCLUSIVE if none else all_of(*verdicts)
+    decided, why = settle(decided, compared, "train_acc", REMOVED.margin)
+    if none:
+        why += " The plain nets show no degradation of the margin's size to remove here."
     return Section(
         "Skip connections remove the degradation",
         "At the depth where the plain network trains worse than its shallow twin, the ResNet of "
         "the same depth does not: the degradation is an optimization problem that residual "
-        "learning solves (He et al. 2015, Fig. 6, left against middle).",
+        f"learning solves (He et al. 2015, Fig. 6, left against middle). {REMOVED.text()}",
         decided,
-        f"Training error of the deep net minus the shallow one: plain "
-        f"({names['plain'][1]} - {names['plain'][0]}) {100 * plain:+.1f} points against a noise "
-        f"of {100 * plain_noise:.1f}; residual ({names['resnet'][1]} - {names['resnet'][0]}) "
-        f"{100 * res:+.1f} against {100 * res_noise:.1f}; the two differ by "
-        f"{100 * (plain - res):.1f} points against a combined noise of {100 * apart:.1f}.{why}",
+        f"Training error, paired by seed: plain {p56} minus {p20} {plain.text()}; residual "
+        f"{r20} minus {r56} {residual.text()} (at least as good unless below "
+        f"-{100 * REMOVED.margin:g}); the plain degradation minus the residual one "
+        f"{apart.text()}. The {fit.spread()}.{why}",
     )
 
 
@@ -153,7 +184,7 @@ def analyze(results, out) -> list[Section]:
     plain = _section(
         results,
         "plain",
-        True,
+        PLAIN_WORSE,
         "Deeper plain networks have higher training error: depth alone makes "
         "optimization harder (He et al. 2015, Fig. 6 left).",
         "Deeper plain nets train worse",
@@ -161,29 +192,22 @@ def analyze(results, out) -> list[Section]:
     res = _section(
         results,
         "resnet",
-        False,
+        RESIDUAL_BETTER,
         "Deeper residual networks have lower training error (He et al. 2015, Fig. 6 middle).",
         "Deeper residual nets train better",
     )
     for section, kind in ((plain, "plain"), (res, "resnet")):
-        rs = [
-            r
-            for d in results.budget.depths
-            for r in results.select(kind=kind, depth=d)
-            if r.seed == 0
-        ]
         section.figures.append(
-            plot_metric(
-                [r.record for r in rs],
+            arms_figure(
+                _arms(results, (kind,)),
                 "train_acc",
                 figures / f"train_error_{kind}.png",
+                f"{kind} networks: training error",
                 "training error (%)",
-                x="step",
                 transform=lambda a: 100 * (1 - a),
-                labels=[r.spec.name for r in rs],
-                title=f"{kind} networks: training error",
             )
         )
+        section.captions.append(f"training error of the {kind} networks, every seed")
     return [plain, res, _removed(results)]
 
 

@@ -22,6 +22,10 @@ class Section:
     figures: list[Path] = field(default_factory=list)  # PNGs in the report folder
     headers: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)  # one per figure; else the title
+
+    def caption(self, i: int) -> str:
+        return self.captions[i] if i < len(self.captions) else self.title
 
 
 def _rel(path: Path, root: Path | None) -> str:
@@ -35,7 +39,7 @@ def to_markdown(title: str, intro: str, sections: list[Section], root: Path | No
     """Figures are linked relative to `root`, the folder report.md is written to."""
     parts = [f"# {title}\n\n{intro}\n"]
     for s in sections:
-        figs = "".join(f"![{s.title}]({_rel(f, root)})\n\n" for f in s.figures)
+        figs = "".join(f"![{s.caption(i)}]({_rel(f, root)})\n\n" for i, f in enumerate(s.figures))
         table = markdown_table(s.headers, s.rows) + "\n" if s.headers else ""
         claim = f"**Claim.** {s.claim}\n\n" if s.claim else ""
         verdict = f"**Verdict: {s.verdict}.** " if s.verdict else ""
@@ -53,9 +57,9 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _img(path: Path) -> str:
+def _img(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
 
 
 def to_html(title: str, intro: str, sections: list[Section]) -> str:
@@ -73,7 +77,7 @@ def to_html(title: str, intro: str, sections: list[Section]) -> str:
         verdict = f"<p class='v'>Verdict: {html.escape(s.verdict)}.</p>" if s.verdict else ""
         parts.append(
             f"<h2>{html.escape(s.title)}</h2>{claim}{verdict}<p>{html.escape(s.evidence)}</p>"
-            + "".join(_img(f) for f in s.figures)
+            + "".join(_img(f, s.caption(i)) for i, f in enumerate(s.figures))
             + _html_table(s.headers, s.rows)
         )
     return "\n".join(parts)
