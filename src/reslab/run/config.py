@@ -97,6 +97,10 @@ def parse_duration(text: str | float | int) -> float:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text)
     s = str(text).strip().lower()
+    if s.startswith("-"):
+        raise ConfigError(
+            f"time_budget: {text!r} is negative; give a duration of 0 (off) or more, e.g. 10m"
+        )
     parts, pos = [], 0
     while pos < len(s):
         m = _PART.match(s, pos)

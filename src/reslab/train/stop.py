@@ -5,13 +5,9 @@ from __future__ import annotations
 import signal
 import threading
 
+from reslab.errors import StopRequested
 
-class StopRequested(Exception):
-    """Training stopped on request; a checkpoint was written."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.exit_code = 128 + signum
+__all__ = ["GracefulStop", "StopRequested"]
 
 
 class GracefulStop:
