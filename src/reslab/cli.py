@@ -78,6 +78,17 @@ def describe_commands_json() -> str:
     return json.dumps(describe_commands(), indent=1, ensure_ascii=False) + "\n"
 
 
+def _count(text: str) -> int:
+    """A count of things (processes, seeds, classes shown): an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, not {text!r}")
+    return value
+
+
 # -- reslab models ---------------------------------------------------------------------------
 
 
@@ -93,7 +104,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty():  # piped: plain aligned text that keeps every name whole
         widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
         for cells in (columns, *rows):
-            just = [c.ljust(w) if lj else c.rjust(w) for c, w, lj in zip(cells, widths, left)]
+            just = [
+                c.ljust(w) if lj else c.rjust(w)
+                for c, w, lj in zip(cells, widths, left, strict=True)
+            ]
             print("  ".join(just).rstrip())
         print(table["footnote"])
         return 0
@@ -142,9 +156,7 @@ def _add_train(sub) -> None:
         help=f"named recipe; one of {', '.join(tables['recipes'])} "
         f"(default: {tables['default_recipe']})",
     )
-    option(
-        "--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-DATASET-TIME)"
-    )
+    option("--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
     option("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
     option("--force", action="store_true", help="overwrite an existing run directory")
     option("--quiet", action="store_true", help="print only the final result")
@@ -155,7 +167,7 @@ def _add_train(sub) -> None:
     )
     option(
         "--nproc",
-        type=int,
+        type=_count,
         metavar="N",
         help="train with N processes on this machine (torchrun + DDP); --batch-size "
         "stays the global batch",
@@ -202,8 +214,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         config = compose_config(args.recipe, args.config, flags, options=args.options)
     if args.nproc is not None:
-        if args.nproc < 1:
-            raise UserError("--nproc must be >= 1")
         if not args.resume:  # refuse here what every worker would refuse
             check_runtime(config)
         code, message = distributed.launch_local(args.nproc, _without_nproc(sys.argv[1:]))
@@ -306,7 +316,9 @@ def _add_eval(sub) -> None:
         help="folder for the results (eval.json; eval.SPLIT[-tta].json for other splits or "
         f"with --tta) and the confusion matrix; {_BESIDE}",
     )
-    p.add_argument("--device", default="auto", choices=_tables()["devices"], help="where to evaluate")
+    p.add_argument(
+        "--device", default="auto", choices=_tables()["devices"], help="where to evaluate"
+    )
     p.set_defaults(func=_cmd_eval, output=_eval_output)
 
 
@@ -348,9 +360,11 @@ def _add_predict(sub) -> None:
         help="shipped weights instead of a model file: resnet20 or resnet20.TAG; then every "
         "argument is an image",
     )
-    p.add_argument("--top-k", type=int, default=3, help="classes to show per image")
+    p.add_argument("--top-k", type=_count, default=3, help="classes to show per image")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--device", default="auto", choices=_tables()["devices"], help="where to run the model")
+    p.add_argument(
+        "--device", default="auto", choices=_tables()["devices"], help="where to run the model"
+    )
     p.set_defaults(func=_cmd_predict)
 
 
@@ -359,8 +373,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from reslab.infer import predict
 
-    if args.top_k < 1:
-        raise UserError(f"--top-k must be >= 1, not {args.top_k}")
     if not args.inputs:
         raise UserError(
             "predict: no image files given"
@@ -483,12 +495,12 @@ def _add_experiment(sub) -> None:
     p.add_argument("--dataset", help="data set instead of the budget's")
     p.add_argument("--data-dir", default="", help="where that data set lives")
     p.add_argument(
-        "--seeds", type=int, help="repeats of each run (mean ± std); default: the budget's"
+        "--seeds", type=_count, help="repeats of each run (mean ± std); default: the budget's"
     )
     p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
     p.add_argument(
         "--parallel",
-        type=int,
+        type=_count,
         default=1,
         metavar="N",
         help="run N runs of the grid side by side, each its own process (one per GPU "
@@ -528,6 +540,18 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             print(f"{s.title}: {s.verdict}")
     print(f"wrote {report.markdown} and {report.html}")
     return 0
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    # argparse reports a missing command before an unknown option ahead of it (`reslab
+    # --bogus`): name the option, which is what the user typed wrong.
+    leading = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    unknown = [a for a in argv[:leading] if a not in ("-h", "--help", "--version")]
+    if unknown:
+        raise UserError(
+            f"reslab: unrecognized arguments: {' '.join(unknown)} (see `reslab --help`)"
+        )
+    return build_parser().parse_args(argv)
 
 
 def _check_output(args: argparse.Namespace) -> Path | None:
@@ -597,7 +621,7 @@ def _configure_logging(verbose: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(list(sys.argv[1:] if argv is None else argv))
         _configure_logging(getattr(args, "verbose", False))
         args.out_path = _check_output(args)
         return args.func(args)
@@ -615,3 +639,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`reslab models | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        if e.filename is None:
+            raise
+        # A file or folder the command was pointed at and the system refused (a name too
+        # long, a file where a folder must be): the user's to fix, said in one line.
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2

@@ -120,5 +120,5 @@ def clip(text: str, limit: int) -> str:
 
 
 def plural(n: int, noun: str) -> str:
-    """"1 epoch", "12 epochs", "1,000 steps": a count and its noun, in agreement."""
+    """ "1 epoch", "12 epochs", "1,000 steps": a count and its noun, in agreement."""
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -56,8 +56,6 @@ class Evaluation:
 def _images(loaded: LoadedModel, data, split: str):
     if split == "test":
         return data.test
-    if split != "val":
-        raise UserError(f"split: unknown value {split!r}; allowed: {', '.join(SPLITS)}")
     # The run's own hold-out: the same rule, size and seed as in training.
     images = holdout(data, loaded.config.val_split, loaded.config.seed)[1]
     if not len(images):
@@ -84,8 +82,17 @@ def evaluate(
                 f"{loaded.source.name} was trained on {config.dataset}, which is not on this "
                 "machine; name the data set to evaluate on (--dataset, or dataset=)"
             )
-    data = load_dataset(dataset or config.dataset, data_dir or config.data_dir or None)
-    if list(data.classes) != loaded.classes:
+    if split not in SPLITS:
+        raise UserError(f"split: unknown value {split!r}; allowed: {', '.join(SPLITS)}")
+    # The model's classes are checked before any image is decoded; the test split alone needs
+    # no training images.
+    data = load_dataset(
+        dataset or config.dataset,
+        data_dir or config.data_dir or None,
+        classes=loaded.classes,
+        need_train=split == "val",
+    )
+    if list(data.classes) != loaded.classes:  # where only the decoded files name the classes
         raise UserError(
             f"data set {data.name} has classes {data.classes[:4]}..., but the model "
             f"was trained on {loaded.classes[:4]}...; evaluate on a data set "
@@ -107,9 +114,3 @@ def evaluate(
     return Evaluation(
         data.name, split, tta, r.loss, r.top1, r.top5, r.count, list(data.classes), r.confusion
     )
-
-
-def default_output(model_path: str | Path, loaded: LoadedModel) -> Path:
-    """Where `reslab eval` writes when not told: the run directory, or beside the file."""
-    path = Path(model_path)
-    return path if path.is_dir() else loaded.source.parent

@@ -119,7 +119,7 @@ def _evaluation(ev: dict, name: str, out_dir: Path) -> str:
     text += f"`{command}`, {split} split, {protocol}: "
     text += f"top-1 {_pct(ev.get('top1'))}, top-5 {_pct(ev.get('top5'))}.\n"
     if ev.get("confusion") and ev.get("classes"):
-        label = f"{name}-{split}{'-tta' if tta else ''}"
+        label = name if (split, tta) == ("test", False) else f"{name}-{split}{'-tta' * tta}"
         png = f"confusion-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
         plot_confusion(ev["confusion"], ev["classes"], out_dir / png)
         label = f"confusion matrix of {name}, {split} split, {protocol}, rows normalized"

@@ -44,7 +44,13 @@ def check_output(
     `new_folders` (a default location, made as needed). Creates nothing; returns a Path."""
     if str(path).strip() == "":
         raise UserError(f"{what} is empty; give a {kind} to write to")
-    path = Path(path)
+    try:
+        return _check_output(Path(path), kind, what, new_folders)
+    except OSError as e:  # a name too long, a loop of links: what the system says of it
+        raise UserError(f"{what} {path}: {e.strerror}") from None
+
+
+def _check_output(path: Path, kind: str, what: str, new_folders: bool) -> Path:
     if kind == FOLDER and path.exists() and not path.is_dir():
         raise UserError(f"{what} {path} is a file, not a folder; give a folder to write into")
     if kind == FILE and path.is_dir():

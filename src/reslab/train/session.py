@@ -199,7 +199,8 @@ def _header(s: Setup, pos: Position) -> str:
     return (
         f"{c.model} ({count_params(s.model):,} params, norm {c.norm}) on {d.name}: "
         f"{len(s.train_loader.labels):,} train / {val:,} val / {len(d.test):,} test images; "
-        f"{s.device.type}, {c.precision}; {plural(n.steps_per_epoch, 'step')} of {c.batch_size} per epoch, "
+        f"{s.device.type}, {c.precision}; {plural(n.steps_per_epoch, 'step')} of {c.batch_size} "
+        "per epoch, "
         f"{size}, {where}{budget}"
     )
 
