@@ -296,8 +296,9 @@ class TrainConfig:
             if check is not None:
                 _check(check.ok(value), f.name, value, check.expected)
         length.check_limits(self)
+        ms = self.milestones
         _check(
-            all(0 < m < 1 for m in self.milestones) and self.milestones == sorted(self.milestones),
+            all(0 < m < 1 for m in ms) and all(a < b for a, b in zip(ms, ms[1:], strict=False)),
             "milestones",
             self.milestones,
             "increasing fractions of the run in (0, 1)",
