@@ -116,3 +116,12 @@ def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint(tmp_path, data_dir):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err.strip() == "interrupted", err
     assert not (run / "checkpoints" / "last.pt").exists()
+
+
+def test_verbose_says_more(cli, tmp_path):
+    quiet = cli("train", *tiny_flags(max_steps=1), "--out", tmp_path / "a")
+    loud = cli("train", *tiny_flags(max_steps=1), "--out", tmp_path / "b", "--verbose")
+    assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "config: {" not in quiet.stdout and "read from the cache" not in quiet.stdout
+    assert 'config: {"model": "small_cnn"' in loud.stdout
+    assert "cifar10-sample: read from the cache" in loud.stdout

@@ -111,3 +111,17 @@ def test_a_config_file_that_sets_a_command_line_option_says_so(cli, tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "out (in " in r.stderr and "is a command-line option" in r.stderr
     assert "cutout" not in r.stderr
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_torchscript_metadata_holds_json_values(cli, run_copy, tmp_path):
+    import torch
+
+    from reslab.models.export import TORCHSCRIPT_METADATA
+
+    r = cli("export", run_copy, "--format", "torchscript", "--out", tmp_path / "m.pt")
+    assert r.returncode == 0, r.stderr
+    extra = {TORCHSCRIPT_METADATA: ""}
+    torch.jit.load(str(tmp_path / "m.pt"), _extra_files=extra)
+    meta = json.loads(extra[TORCHSCRIPT_METADATA])
+    assert meta["classes"][:2] == ["airplane", "automobile"] and meta["image_size"] == [32, 32]

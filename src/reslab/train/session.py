@@ -168,6 +168,7 @@ def _run(s: Setup, run: RunDir, pos: Position, meter_state, hooks: Hooks, starte
     watch = Stopwatch(pos, s.device)
     budget = _budget(s, pos, started, watch)
     hooks.display.header(_header(s, pos))
+    log.debug(f"config: {json.dumps(s.config.to_dict())}")  # --verbose: every setting, resolved
     try:
         pos = train_loop(s, run, pos, meter_state, hooks, budget, watch)
         result = _finish(s, run, pos, hooks.display, budget)
