@@ -339,6 +339,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         f"{args.split}{' with TTA' if ev.tta else ''}: top-1 {100 * ev.top1:.2f}%{top5}  "
         f"loss {ev.loss:.4f}  ({plural(ev.count, 'image')})"
     )
+    if ev.same_data is not None:
+        which = "test split" if args.split == "test" else "training split (the hold-out's source)"
+        print(
+            f"{ev.dataset}: {'the same' if ev.same_data else 'NOT the same'} images as the "
+            f"model's {which}, by data checksum"
+        )
     for name, acc in ev.per_class_accuracy().items():
         print(f"  {name:<16} {'-' if acc is None else f'{100 * acc:.1f}%'}")
     print(f"wrote {json_path} and {png_path}")
