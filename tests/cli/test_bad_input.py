@@ -95,6 +95,9 @@ def test_bad_flag_values(tmp_path, capsys, monkeypatch, key, value):
         (["experiment", "batchnorm", "--budget", "huge"], "budget: unknown value"),
         (["experiment", "batchnorm", "--seeds", "0"], "argument --seeds: expected an integer >= 1"),
         (["models", "--no-such-flag"], "unrecognized arguments"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["train", "--time-budget", "-5"], "time_budget: '-5' is negative"),
+        (["predict", "--pretrained", "resnet20"], "predict: no image files given"),
     ],
 )
 def test_bad_commands(tmp_path, capsys, monkeypatch, args, needle):

@@ -29,3 +29,14 @@ def test_help_version_and_models_import_no_torch(tmp_path):
     r = run_python(script, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_help_says_what_reslab_is_in_a_whole_sentence(capsys):
+    import pytest
+
+    from reslab.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "reslab: build, train and study batch-normalized residual networks." in out

@@ -156,6 +156,7 @@ def test_shipped_weights_name_their_data_by_checksum(tiny_config, tmp_path, monk
     finally:
         pretrained.shipped.cache_clear()
     assert f"folder:{tree}: the same images as the model's test split" in same.stdout
+    assert "top-5" not in same.stdout  # two classes: every image is in its top 5
     assert "NOT the same images as the model's test split" in other.stdout
     assert missing.returncode == 2 and "trained on the image folder 'mydata'" in missing.stderr
     assert f"(test data checksum {digests['test'][:12]})" in missing.stderr
