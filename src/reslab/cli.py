@@ -312,9 +312,15 @@ def _add_eval(sub) -> None:
     )  # fmt: skip
     p.add_argument("--tta", action="store_true", help="average with the mirrored image")
     p.add_argument(
+        "--augmented",
+        action="store_true",
+        help="leave the training augmentation on (the model's random crops and flips, from a "
+        "fixed seed), as some tutorials evaluate: for comparison only, not a score to report",
+    )
+    p.add_argument(
         "--out",
-        help="folder for the results (eval.json; eval.SPLIT[-tta].json for other splits or "
-        f"with --tta) and the confusion matrix; {_BESIDE}",
+        help="folder for the results (eval.json; eval.SPLIT[-tta][-augmented].json for other "
+        f"splits, --tta or --augmented) and the confusion matrix; {_BESIDE}",
     )
     p.add_argument(
         "--device", default="auto", choices=_tables()["devices"], help="where to evaluate"
@@ -332,11 +338,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from reslab.report.evaluation import write_evaluation
 
     loaded = _load_model(args)
-    ev = evaluate(loaded, args.dataset, args.split, args.tta, args.data_dir, args.device)
+    ev = evaluate(
+        loaded, args.dataset, args.split, args.tta, args.data_dir, args.device, args.augmented
+    )
     json_path, png_path = write_evaluation(ev, args.out_path)
     top5 = f"  top-5 {100 * ev.top5:.2f}%" if len(ev.classes) > 5 else ""
     print(
-        f"{args.split}{' with TTA' if ev.tta else ''}: top-1 {100 * ev.top1:.2f}%{top5}  "
+        f"{args.split}{' with TTA' if ev.tta else ''}"
+        f"{' with the training augmentation on' if ev.augmented else ''}: "
+        f"top-1 {100 * ev.top1:.2f}%{top5}  "
         f"loss {ev.loss:.4f}  ({plural(ev.count, 'image')})"
     )
     if ev.same_data is not None:

@@ -104,6 +104,22 @@ def test_each_split_and_tta_keeps_its_own_result_and_the_report_shows_all(cli, r
     assert "`reslab eval --split val --tta`, val split, with flip test-time augmentation" in text
 
 
+def test_eval_with_the_training_augmentation_left_on_is_kept_apart_and_repeatable(cli, run_copy):
+    plain = cli("eval", run_copy)
+    augmented = cli("eval", run_copy, "--augmented")
+    assert plain.returncode == 0 and augmented.returncode == 0, augmented.stderr
+    assert augmented.stdout.startswith("test with the training augmentation on: top-1 ")
+    first = json.loads((run_copy / "eval.test-augmented.json").read_text())
+    assert (first["augmented"], first["count"]) == (True, 1000)
+    assert (run_copy / "confusion.test-augmented.png").is_file()
+    assert first["loss"] != json.loads((run_copy / "eval.json").read_text())["loss"]
+    assert cli("eval", run_copy, "--augmented").returncode == 0  # the crops come from a seed
+    assert json.loads((run_copy / "eval.test-augmented.json").read_text()) == first
+    assert cli("report", run_copy).returncode == 0
+    text = (run_copy / "report.md").read_text()
+    assert "`reslab eval --augmented`, test split, without test-time augmentation and with " in text
+
+
 def test_a_config_file_that_sets_a_command_line_option_says_so(cli, tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('out = "x"\n')

@@ -32,6 +32,8 @@ class Evaluation:
     # The images are the ones the model's record names (its test split, or for "val" its
     # training split), by data checksum; None where the model has no record to compare.
     same_data: bool | None = None
+    # The training augmentation (random crops and flips) was left on, as some tutorials do.
+    augmented: bool = False
 
     def per_class_accuracy(self) -> dict[str, float | None]:
         return per_class_accuracy(self.confusion, self.classes)
@@ -49,6 +51,7 @@ class Evaluation:
             "count": self.count,
             "split": self.split,
             "tta": self.tta,
+            "augmented": self.augmented,
             "same_data": self.same_data,
             "classes": self.classes,
             "per_class_acc": self.per_class_accuracy(),
@@ -74,9 +77,12 @@ def evaluate(
     tta: bool = False,
     data_dir: str | None = None,
     device: str = "auto",
+    augmented: bool = False,
 ) -> Evaluation:
     """Top-1, top-5, loss and confusion matrix of a saved model on `split` of a data set (by
-    default the one it was trained on). `split="val"` re-creates the run's own hold-out."""
+    default the one it was trained on). `split="val"` re-creates the run's own hold-out.
+    `augmented=True` leaves the model's training augmentation on (its random crops and flips,
+    drawn from a fixed seed), as some tutorials evaluate: for comparison, not as a score."""
     loaded = model if isinstance(model, LoadedModel) else load(model)
     config = loaded.config
     if dataset is None and config.dataset.startswith("folder:"):
@@ -105,7 +111,10 @@ def evaluate(
         batch_size=EVAL_BATCH,
         mean=loaded.data["mean"],
         std=loaded.data["std"],
-        train=False,
+        train=augmented,
+        drop_last=False,
+        crop_padding=config.crop_padding,
+        flip=config.flip,
         device=dev,
     )
     with loaded.on(dev) as net:
@@ -115,7 +124,7 @@ def evaluate(
     same = None if known is None else data.digests.get(which) == known
     return Evaluation(
         data.name, split, tta, r.loss, r.top1, r.top5, r.count, list(data.classes), r.confusion,
-        same,
+        same, augmented,
     )  # fmt: skip
 
 

@@ -14,7 +14,9 @@ from reslab.run.directory import RunDir
 
 def write_evaluation(evaluation: Evaluation, folder: str | Path) -> tuple[Path, Path]:
     """The results JSON and the confusion-matrix PNG in `folder`; returns their paths."""
-    results, figure = RunDir(folder).evaluation_files(evaluation.split, evaluation.tta)
+    results, figure = RunDir(folder).evaluation_files(
+        evaluation.split, evaluation.tta, evaluation.augmented
+    )
     atomic_write_json(results, evaluation.to_json())
     plot_confusion(evaluation.confusion, evaluation.classes, figure)
     return results, figure

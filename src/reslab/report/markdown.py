@@ -112,14 +112,18 @@ def _evaluations(runs: Sequence[RunRecord], names: list[str], out_dir: Path) -> 
 
 
 def _evaluation(ev: dict, name: str, out_dir: Path) -> str:
-    split, tta = ev.get("split", "test"), bool(ev.get("tta"))
+    split, tta, augmented = ev.get("split", "test"), bool(ev.get("tta")), bool(ev.get("augmented"))
     protocol = "with flip test-time augmentation" if tta else "without test-time augmentation"
-    command = f"reslab eval{' --split val' if split == 'val' else ''}{' --tta' if tta else ''}"
-    text = f"### {name}, {split} split{', TTA' if tta else ''}\n\n"
+    if augmented:
+        protocol += " and with the training augmentation left on (for comparison only)"
+    command = "reslab eval" + " --split val" * (split == "val") + " --tta" * tta
+    command += " --augmented" * augmented
+    text = f"### {name}, {split} split{', TTA' if tta else ''}{', augmented' * augmented}\n\n"
     text += f"`{command}`, {split} split, {protocol}: "
     text += f"top-1 {_pct(ev.get('top1'))}, top-5 {_pct(ev.get('top5'))}.\n"
     if ev.get("confusion") and ev.get("classes"):
-        label = name if (split, tta) == ("test", False) else f"{name}-{split}{'-tta' * tta}"
+        plain = (split, tta, augmented) == ("test", False, False)
+        label = name if plain else f"{name}-{split}{'-tta' * tta}{'-augmented' * augmented}"
         png = f"confusion-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
         plot_confusion(ev["confusion"], ev["classes"], out_dir / png)
         label = f"confusion matrix of {name}, {split} split, {protocol}, rows normalized"

@@ -99,13 +99,13 @@ class RunDir:
         data = dataset.split("/")[-1] or "data"
         return cls(default_location(f"{model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"))
 
-    def evaluation_files(self, split: str, tta: bool) -> tuple[Path, Path]:
-        """(results, confusion figure) of `reslab eval` on `split`, with or without TTA: one
-        pair per protocol, so that no evaluation overwrites another. The test split without
-        TTA keeps the names runs have always had (eval.json, confusion.png)."""
-        if split == "test" and not tta:
+    def evaluation_files(self, split: str, tta: bool, augmented: bool = False) -> tuple[Path, Path]:
+        """(results, confusion figure) of `reslab eval` on `split`, with or without TTA and the
+        training augmentation: one pair per protocol, so that no evaluation overwrites another.
+        The test split as such keeps the names runs have always had (eval.json, confusion.png)."""
+        if split == "test" and not tta and not augmented:
             return self.evaluation, self.confusion
-        protocol = f"{split}-tta" if tta else split
+        protocol = split + "-tta" * tta + "-augmented" * augmented
         return self.path / f"eval.{protocol}.json", self.path / f"confusion.{protocol}.png"
 
     def evaluations(self) -> list[Path]:
