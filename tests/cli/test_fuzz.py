@@ -321,7 +321,7 @@ def test_the_promise_holds_across_the_process_boundary(world, data_dir):
     from tests.hostile import write_pickle_payload_checkpoint
 
     hostile = write_pickle_payload_checkpoint(world.tmp / "evil.pt", world.tmp / "pwned")
-    picked = [c for _, c in cases(SEED, 30, world)][::10]
+    picked = [c for _, c in cases(SEED, 30, world)][::15]
     picked.append(Case(["eval", str(hostile)], str(hostile)))
     picked.append(Case(["train", "--data-dir", str(world.file), *tiny_flags()], str(world.file)))
     for case in picked:

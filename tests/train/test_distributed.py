@@ -180,6 +180,7 @@ def test_bad_settings_are_refused_before_torchrun_starts(tmp_path, cli):
     assert time.perf_counter() - start < 60  # no workers were started
 
 
+@pytest.mark.slow
 def test_a_user_error_inside_a_worker_reaches_the_user_as_one_line(tmp_path, data_dir):
     # The split size is known only once a worker has read the data set.
     r = run_cli("train", *COMMON, "--nproc", 2, "--val-split", 100_000, "--out", tmp_path / "r",

@@ -77,6 +77,7 @@ def test_sigkill_many_times(tmp_path, data_dir):
     assert landed >= 1, "no SIGKILL landed mid-run: the run finished before the first kill"
 
 
+@pytest.mark.slow  # the handler SIGINT takes (test_train_cli.py), from a job scheduler
 def test_sigterm_writes_a_checkpoint(tmp_path, data_dir):
     run = tmp_path / "run"
     proc = _start([*tiny_flags(**SMALL, epochs=50), "--out", run], data_dir)
