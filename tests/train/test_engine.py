@@ -7,6 +7,7 @@ import torch
 
 from reslab.errors import ConfigError, DivergenceError, UserError
 from reslab.infer import load
+from reslab.metrics import untouched
 from reslab.run.checkpoint import load_checkpoint, save_checkpoint
 from reslab.train import build_config, fit, resume
 from reslab.train.stop import StopRequested
@@ -211,3 +212,37 @@ def test_a_run_cut_mid_epoch_by_max_steps_goes_on_with_a_larger_one(tmp_path, ti
 
 def _raise(error):
     raise error
+
+
+class EveryFifthStep:
+    """A probe as an experiment's: a forward pass in training mode (which would move BN's
+    statistics) on a model it leaves as it found it."""
+
+    def __init__(self):
+        self.steps, self.totals = [], set()
+
+    def due(self, step, total_steps):
+        self.totals.add(total_steps)
+        return step % 5 == 0
+
+    def measure(self, model, step):
+        with untouched(model):
+            model(torch.randn(4, 3, 32, 32))
+        self.steps.append(step)
+
+
+def test_a_probed_run_is_measured_when_due_and_trains_as_an_unprobed_one(tmp_path, tiny):
+    config = tiny(12, deterministic=True)
+    probe = EveryFifthStep()
+    probed = fit(config, tmp_path / "probed", quiet=True, probe=probe)
+    assert probe.steps == [0, 5, 10] and probe.totals == {12}  # the start, then when due
+    # Unprobed up to a stop at step 7 (its resume is bit-identical), probed after it.
+    with pytest.raises(StopRequested):
+        fit(config, tmp_path / "split", quiet=True, should_stop=lambda step: step == 7)
+    again = EveryFifthStep()
+    unprobed = resume(tmp_path / "split", quiet=True, probe=again)
+    assert again.steps == [10]  # from the checkpoint's step on
+    for (name, a), b in zip(
+        probed.model.state_dict().items(), unprobed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name

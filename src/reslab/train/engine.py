@@ -14,8 +14,10 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
+from torch import nn
 
 from reslab.errors import CheckpointError, DivergenceError
 from reslab.metrics import EvalResult, evaluate_batches
@@ -101,13 +103,37 @@ def train_step(s: Setup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
     return loss.detach(), (logits.argmax(1) == y).sum()
 
 
+class Probe(Protocol):
+    """Measurements taken while the model trains (an experiment's, along the trajectory). The
+    loop asks `due` before the first step and after every step, and calls `measure` when it
+    is; measuring is not training time. `measure` must leave the model, its buffers and the
+    random streams as it found them, so that a probed run trains as an unprobed one."""
+
+    def due(self, step: int, total_steps: int) -> bool: ...
+
+    def measure(self, model: nn.Module, step: int) -> None: ...
+
+
+class NoProbe:
+    def due(self, step: int, total_steps: int) -> bool:
+        return False
+
+    def measure(self, model: nn.Module, step: int) -> None:
+        raise AssertionError("never due")
+
+
+NO_PROBE = NoProbe()
+
+
 @dataclass
 class Hooks:
-    """What a caller adds to the loop: what it shows, where metrics also go, when to stop."""
+    """What a caller adds to the loop: what it shows, where metrics also go, when to stop,
+    what it measures on the way."""
 
     display: ProgressDisplay
     should_stop: Callable[[int], bool] = lambda step: False
     writer: object | None = None  # a TensorBoard SummaryWriter
+    probe: Probe = NO_PROBE
 
 
 def train_loop(
@@ -124,6 +150,8 @@ def train_loop(
     k, world, length, display = s.config.check_every, s.world, s.length, hooks.display
     recent = torch.zeros(k, device=s.device)  # the last k step losses, read at check points
     checkpoints = Checkpoints(s, run, budget)
+    if hooks.probe.due(pos.step, length.total_steps):  # the start: step 0, or a resumed step
+        hooks.probe.measure(s.model, pos.step)
     with GracefulStop() as stop:
         while not length.finished(pos.step, pos.epoch):
             meter, meter_state = EpochMeter(s.device, meter_state), None
@@ -141,6 +169,10 @@ def train_loop(
                 pos.step += 1
                 pos.batch += 1
                 budget.stepped(pos.step)  # the probe: times the first steps, then sizes the run
+                if hooks.probe.due(pos.step, length.total_steps):
+                    meter.seconds += watch.stop()  # measuring is not training
+                    hooks.probe.measure(s.model, pos.step)
+                    watch.start()
                 end = length.ends_epoch(pos.step, pos.batch)
                 at_check = end or pos.step - checked >= k
                 interrupt = world.agree(
