@@ -85,15 +85,21 @@ FACTOR = math.log10(1.5)  # the smallest ratio that counts, in log10
 IN_FACTORS = "a factor of 1.5 (0.18 in log10)"
 SHOWN_UNIT = 0  # the unit whose percentiles are drawn, as the BN paper draws one sigmoid's
 SHOWN_LAYERS = (3, 7)  # the VGG layers whose inputs are drawn (Santurkar et al., Fig. 2)
-MEASURED = "measured at the run's start and at 20 evenly spaced steps, on a batch of its own "
-MEASURED += "training images, in training mode"
+# What the runs measure as they train, and how often (`probe.py`).
+MLP_PROBE = ProbeSpec(sigmoid_inputs, points=50, images=1000)
+CNN_PROBES = {BN: landscape, NOISY: relu_inputs, NONE: landscape}
+CNN_POINTS = 20
+MEASURED = (
+    f"measured at the run's start and at {CNN_POINTS} evenly spaced steps, on a batch of its "
+    "own training images, in training mode"
+)
 
 STABLE = Protocol(
     metric="the drift of the sigmoids' inputs: for each hidden unit, the path length of its "
-    "15th, 50th and 85th percentiles (on 1,000 of the run's training images, in training mode, "
-    "at its start and 50 evenly spaced steps), in units of its spread (85th minus 15th, "
-    "averaged over time), averaged over the units of the three hidden layers; log10, no BN "
-    "minus BN",
+    f"15th, 50th and 85th percentiles (on {MLP_PROBE.images:,} of the run's training images, in "
+    f"training mode, at its start and {MLP_PROBE.points} evenly spaced steps), in units of its "
+    "spread (85th minus 15th, averaged over time), averaged over the units of the three hidden "
+    "layers; log10, no BN minus BN",
     test=BETTER,
     margin=FACTOR,
     margin_words=IN_FACTORS,
@@ -166,9 +172,6 @@ SMOOTHER = {
 }
 
 
-CNN_PROBES = {BN: landscape, NOISY: relu_inputs, NONE: landscape}
-
-
 def digit_sets(data_dir: str) -> list[str]:
     """The 28x28 sets whose IDX files lie under `data_dir`. MNIST and Fashion-MNIST files have
     the same names: files found for both at one place are taken as Fashion-MNIST's."""
@@ -189,7 +192,7 @@ def runs(budget: Budget) -> list[RunSpec]:
             f"mlp-{data}-{norm}",
             {**MLP_SETTINGS, "dataset": data, "norm": norm, "max_steps": steps},
             dict(part="mlp", data=data, norm=norm),
-            ProbeSpec(sigmoid_inputs, points=50, images=1000),
+            MLP_PROBE,
             seeds=MLP_SEEDS,
         )
         for data in digit_sets(str(budget.overrides.get("data_dir", "")))
@@ -200,7 +203,7 @@ def runs(budget: Budget) -> list[RunSpec]:
             f"vgg-{norm}",
             {**CNN_SETTINGS, "norm": norm},
             dict(part="cnn", norm=norm),
-            ProbeSpec(measure, points=20),
+            ProbeSpec(measure, points=CNN_POINTS),
         )
         for norm, measure in CNN_PROBES.items()
     ]
