@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from reslab.cli import CLI_FILE, describe_commands_json
 from reslab.models.costs import COSTS_FILE
 from reslab.models.layers import NORMS, SHORTCUTS
 from reslab.report.markdown import markdown_table
@@ -120,8 +121,8 @@ def costs_json() -> str:
     return json.dumps({name: measure(name) for name in list_models()}, indent=1) + "\n"
 
 
-# Files written whole: path -> content maker.
-FILES = {COSTS_FILE: costs_json}
+# Files written whole: path -> content maker. cli.json after costs.json, whose figures it shows.
+FILES = {COSTS_FILE: costs_json, CLI_FILE: describe_commands_json}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,12 @@ in src/reslab/models/weights/ (or --into DIR), in the one manifest schema
 With --default, the model's earlier default in the same folder stops being one (its manifest's
 "default" becomes false; its weights file and checksum are untouched).
 
+Nothing of the trainer's machine ships: an image-folder data set is named by its folder's name
+(folder:cifar10), and the data itself by checksum (`data_digests`: of the decoded images, which
+runs record; for a run from before they did, --data FOLDER names the data it trained on, and
+its checksums are computed), so that `reslab eval --pretrained NAME --dataset folder:DIR` can
+tell whether DIR holds that data.
+
 The run's own files are the source of every figure: summary.json (test accuracy, read once at
 the end of training), metrics.jsonl (the final epoch's validation accuracy), config.toml.
 """
@@ -31,11 +37,42 @@ from reslab.run.checkpoint import weights_header
 from reslab.run.directory import RunDir
 
 
+def portable(meta: dict) -> dict:
+    """A weights header's {"config", "data"} as shipped: an image folder named by its folder's
+    name, not by its path on the trainer's machine; no data_dir."""
+    config, data = dict(meta["config"]), dict(meta["data"])
+    dataset = config["dataset"]
+    if dataset.startswith("folder:"):
+        dataset = f"folder:{Path(dataset.removeprefix('folder:')).name}"
+    config.update(dataset=dataset, data_dir="")
+    data["dataset"] = dataset
+    return {**meta, "config": config, "data": data}
+
+
+def data_digests(meta: dict, data_folder: Path | None) -> dict:
+    """The checksums of the data the run trained on: recorded in its weights, or computed from
+    --data (a run from before runs recorded them)."""
+    if meta["data"].get("digests"):
+        return meta["data"]["digests"]
+    if data_folder is None:
+        raise UserError(
+            "the run's weights record no data checksums (a run from before they did); pass "
+            "--data FOLDER, the image folder it trained on"
+        )
+    from reslab.data import load_dataset
+
+    return load_dataset(f"folder:{data_folder}").digests
+
+
 def manifest_for(run: RunDir, args: argparse.Namespace) -> dict:
     record = load_run(run.path)
-    summary, config, last = record.summary, record.config, record.last()
-    meta = json.loads(weights_header(run.weights)["meta"])
-    data = meta["data"]
+    summary, last = record.summary, record.last()
+    raw = json.loads(weights_header(run.weights)["meta"])
+    meta = portable(raw)
+    config, data = (
+        {**record.config, "dataset": meta["config"]["dataset"], "data_dir": ""},
+        meta["data"],
+    )
     n_val = config["val_split"]
     n_train = (
         "all of it, no validation split"
@@ -59,6 +96,7 @@ def manifest_for(run: RunDir, args: argparse.Namespace) -> dict:
         "val_acc": last.get("val_acc"),
         "recipe": args.recipe,
         "config": config,
+        "data_digests": data_digests(raw, args.data),
         "epochs": summary["epochs"],
         "wall_time_s": summary["wall_time_s"],
         "device": args.device,
@@ -78,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", required=True, help="the recipe's name")
     p.add_argument("--date", help="YYYY-MM-DD (default: today)")
     p.add_argument("--default", action="store_true", help="the tag pretrained=True picks")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="the image folder the run trained on, where its weights do "
+        "not record the data's checksums",
+    )
     p.add_argument(
         "--into", type=Path, default=pretrained.WEIGHTS_DIR, help="folder (default: the package's)"
     )
@@ -107,7 +151,8 @@ def ship(args: argparse.Namespace) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     # The run's own header (config, data: classes and normalization) stays with the weights, so
     # the file copied anywhere still loads as what it is (`reslab eval FILE`, `weights=FILE`).
-    header = {**weights_header(run.weights), "name": name}
+    header = weights_header(run.weights)
+    header = {**header, "meta": json.dumps(portable(json.loads(header["meta"]))), "name": name}
     save_file(load_file(str(run.weights)), str(target), metadata=header)
     target.chmod(0o644)  # safetensors writes 0600; a shipped file is for every user
     manifest["sha256"] = pretrained.sha256(target)

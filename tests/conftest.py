@@ -175,6 +175,51 @@ def tiny_config(data_dir):
     return make
 
 
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, tiny_config) -> Path:
+    """A finished tiny run directory, trained once per session. Tests that write into a run
+    use `run_copy`; this one stays as trained."""
+    from reslab.train import fit
+
+    path = tmp_path_factory.mktemp("finished") / "run"
+    fit(tiny_config(max_steps=2), path, quiet=True)
+    return path
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path) -> Path:
+    """A copy of `finished_run` of this test's own, to write into."""
+    import shutil
+
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
+
+
+def cannot_write(folder: Path) -> bool:
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return False
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path) -> Path:
+    """A folder this process cannot write into: a read-only folder of its own, or (as root,
+    whom permission bits do not stop) /sys, which the kernel keeps unwritable."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if cannot_write(folder):
+        yield folder
+    elif Path("/sys").is_dir() and cannot_write(Path("/sys")):
+        yield Path("/sys")
+    else:
+        pytest.skip("no folder here that this process cannot write into")
+    folder.chmod(0o755)
+
+
 def pytest_collection_modifyitems(config, items):
     """One marker for hardware: a `gpu` test runs where CUDA is, and is skipped with its reason
     where it is not (rather than deselected, so a CPU run still lists what it left out)."""

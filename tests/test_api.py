@@ -79,7 +79,7 @@ def test_piped_progress_has_a_header_and_lines_by_the_clock(tmp_path, data_dir, 
     lines = caplog.text.splitlines()
     header = next(i for i, line in enumerate(lines) if "small_cnn (924,074 params" in line)
     assert "3,900 train / 100 val / 1,000 test images; cpu, fp32" in lines[header]
-    assert any("epoch 1/1 step 2/" in line and "epoch ends in" in line for line in lines)
+    assert any("epoch 1/1 step 2/4 " in line and "run ends in" in line for line in lines)
     assert capsys.readouterr().out == ""
 
 

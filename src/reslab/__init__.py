@@ -18,11 +18,39 @@ import time as _time  # noqa: E402
 # whole command from here (torch's import included).
 STARTED = _time.perf_counter()
 
-from reslab.infer import Evaluation, LoadedModel, Prediction, evaluate, load, predict  # noqa: E402
-from reslab.models import list_models, model_info  # noqa: E402
-from reslab.run.config import TrainConfig, build_config  # noqa: E402
-from reslab.run.weights import create_model  # noqa: E402
-from reslab.train.session import TrainResult, fit, resume  # noqa: E402
+# The public names, each read from its module on first use (PEP 562): `import reslab` costs no
+# torch import, so that `reslab --help` answers at once; `reslab.fit` imports what it needs.
+_PUBLIC = {
+    "Evaluation": "reslab.infer",
+    "LoadedModel": "reslab.infer",
+    "Prediction": "reslab.infer",
+    "evaluate": "reslab.infer",
+    "load": "reslab.infer",
+    "predict": "reslab.infer",
+    "list_models": "reslab.models",
+    "model_info": "reslab.models",
+    "TrainConfig": "reslab.run.config",
+    "build_config": "reslab.run.config",
+    "create_model": "reslab.run.weights",
+    "TrainResult": "reslab.train.session",
+    "fit": "reslab.train.session",
+    "resume": "reslab.train.session",
+}
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'reslab' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # asked once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
+
 
 __all__ = [
     "Evaluation",

@@ -1,16 +1,29 @@
 """The `reslab` command line. Each subcommand parses its flags and hands off to the library;
-every error a user can cause ends here as one line on stderr and an exit code."""
+every error a user can cause ends here as one line on stderr and an exit code.
+
+Parsing needs no torch: the choices and help texts the flags show (and the zoo's table for
+`reslab models`) are read from cli.json, which `scripts/gen_docs.py` writes from the code's own
+tables (`describe_commands`; a test checks it is current). So `--help`, `--version` and
+`reslab models` answer without importing torch; the commands that compute import it then."""
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import functools
+import json
 import logging
 import os
 import shlex
 import sys
+import typing
 from collections.abc import Sequence
+from pathlib import Path
 
-from reslab.errors import DivergenceError, UserError
+from reslab.errors import DivergenceError, StopRequested, UserError
+
+CLI_FILE = Path(__file__).with_name("cli.json")
+FILE, FOLDER = "file", "folder"  # what an output path names (reslab.run.directory's kinds)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,13 +33,95 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
+@functools.cache
+def _tables() -> dict:
+    """cli.json: what `describe_commands` says, as stored."""
+    return json.loads(CLI_FILE.read_text())
+
+
+def describe_commands() -> dict:
+    """What the command line shows before it computes anything, from the tables that own each
+    fact: every config key's flags, type and help, the recipes, splits, devices, export inputs,
+    experiments and budgets, and the rows of `reslab models`."""
+    from reslab.experiments import BUDGETS, EXPERIMENTS
+    from reslab.infer.evaluate import SPLITS
+    from reslab.models.export import DEFAULT_INPUT, INPUTS
+    from reslab.report.tables import COLUMNS, FOOTNOTE, model_rows
+    from reslab.run.config import FIELDS, HINTS, describe, flag
+    from reslab.run.device import DEVICES
+    from reslab.train.recipes import DEFAULT_RECIPE, RECIPES
+
+    config = {}
+    for name in FIELDS:
+        kind = HINTS[name]
+        flags = [flag(name), flag(name, False)] if kind is bool else [flag(name)]
+        if typing.get_origin(kind) is list:
+            type_name = "list"
+        else:  # a key with a reader of its own ("10m") takes text, which the config reads
+            type_name = "text" if FIELDS[name].metadata["parse"] else kind.__name__
+        config[name] = {"flags": flags, "type": type_name, "help": describe(name)}
+    return {
+        "config": config,
+        "recipes": list(RECIPES),
+        "default_recipe": DEFAULT_RECIPE,
+        "splits": list(SPLITS),
+        "devices": list(DEVICES),
+        "inputs": {"kinds": {k: v.text for k, v in INPUTS.items()}, "default": DEFAULT_INPUT},
+        "experiments": {n: {"takes_model": bool(e.model)} for n, e in EXPERIMENTS.items()},
+        "budgets": {b.name: b.note for b in BUDGETS.values()},
+        "models": {"columns": COLUMNS, "rows": model_rows(), "footnote": FOOTNOTE},
+    }
+
+
+def describe_commands_json() -> str:
+    """cli.json's content."""
+    return json.dumps(describe_commands(), indent=1, ensure_ascii=False) + "\n"
+
+
+def _count(text: str) -> int:
+    """A count of things (processes, seeds, classes shown): an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, not {text!r}")
+    return value
+
+
 # -- reslab models ---------------------------------------------------------------------------
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from reslab.report.tables import models_table
+    table = _tables()["models"]
+    rows = [r for r in table["rows"] if fnmatch.fnmatchcase(r[0], args.pattern)]
+    if not rows:
+        raise UserError(
+            f"no registered model matches {args.pattern!r}; try `reslab models` for all"
+        )
+    columns = [name for name, _ in table["columns"]]
+    left = [just == "left" for _, just in table["columns"]]
+    if not sys.stdout.isatty():  # piped: plain aligned text that keeps every name whole
+        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+        for cells in (columns, *rows):
+            just = [
+                c.ljust(w) if lj else c.rjust(w)
+                for c, w, lj in zip(cells, widths, left, strict=True)
+            ]
+            print("  ".join(just).rstrip())
+        print(table["footnote"])
+        return 0
+    from rich.console import Console
+    from rich.table import Table
 
-    models_table(args.pattern)
+    shown = Table(title=None, box=None, header_style="bold")
+    for name, lj in zip(columns, left, strict=True):
+        shown.add_column(name, justify="left" if lj else "right", no_wrap=True)
+    for r in rows:
+        shown.add_row(*r)
+    console = Console()
+    console.print(shown)
+    console.print(table["footnote"])
     return 0
 
 
@@ -42,86 +137,83 @@ def _add_models(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    from reslab.run.config import FIELDS, describe
-    from reslab.train.recipes import DEFAULT_RECIPE, RECIPES
-
+    tables = _tables()
     p = sub.add_parser(
         "train",
         help="train a network; writes a run directory",
         description="Train a network. Settings come from the defaults, then "
         "--recipe, then --config FILE.toml, then these flags.",
     )
-    p.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys")
-    p.add_argument(
+    options = []  # the command line's own options, which a config file cannot set
+
+    def option(*names, **kwargs) -> None:
+        options.append(p.add_argument(*names, **kwargs).dest)
+
+    option("--config", metavar="FILE.toml", help="TOML file of config keys")
+    option(
         "--recipe",
         metavar="NAME",
-        help=f"named recipe; one of {', '.join(RECIPES)} (default: {DEFAULT_RECIPE})",
+        help=f"named recipe; one of {', '.join(tables['recipes'])} "
+        f"(default: {tables['default_recipe']})",
     )
-    p.add_argument(
-        "--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-DATASET-TIME)"
+    option("--out", metavar="RUN_DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
+    option("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
+    option("--force", action="store_true", help="overwrite an existing run directory")
+    option("--quiet", action="store_true", help="print only the final result")
+    option(
+        "--verbose",
+        action="store_true",
+        help="also print debugging details (the resolved config, where data comes from)",
     )
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
-    p.add_argument("--quiet", action="store_true", help="print only the final result")
-    p.add_argument("--verbose", action="store_true", help="also print debugging details")
-    p.add_argument(
+    option(
         "--nproc",
-        type=int,
+        type=_count,
         metavar="N",
         help="train with N processes on this machine (torchrun + DDP); --batch-size "
         "stays the global batch",
     )
-    for name in FIELDS:  # every config key is also a flag: --batch-size for batch_size
-        _add_config_flag(p, name, describe(name))
-    p.set_defaults(func=_cmd_train)
+    for name, key in tables["config"].items():  # every config key is also a flag
+        _add_config_flag(p, name, key)
+    p.set_defaults(func=_cmd_train, output=_train_output, options=options)
 
 
-def _with_message(parse):
-    """argparse shows a type's own message only for an ArgumentTypeError."""
-
-    def typed(text: str):
-        try:
-            return parse(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    return typed
+# How a flag reads its value; "text" is read by the config itself (a duration: "10m").
+_TYPES = {"int": int, "float": float, "str": str, "text": str}
 
 
-def _add_config_flag(p: argparse.ArgumentParser, name: str, help: str) -> None:
-    from reslab.run.config import FIELDS, HINTS, flag
+def _add_config_flag(p: argparse.ArgumentParser, name: str, key: dict) -> None:
+    if key["type"] == "bool":  # --KEY and its opposite, as `reslab.run.config.flag` spells them
+        on, off = key["flags"]
+        p.add_argument(on, dest=name, action="store_true", default=None, help=key["help"])
+        p.add_argument(off, dest=name, action="store_false", help=f"undo {on}")
+    elif key["type"] == "list":  # of numbers
+        p.add_argument(key["flags"][0], dest=name, type=float, nargs="+", help=key["help"])
+    else:
+        p.add_argument(key["flags"][0], dest=name, type=_TYPES[key["type"]], help=key["help"])
 
-    kind, parse = HINTS[name], FIELDS[name].metadata["parse"]
-    if kind is bool:  # --KEY and its opposite, as `flag` spells them
-        p.add_argument(flag(name), dest=name, action="store_true", default=None, help=help)
-        off = flag(name, False)
-        p.add_argument(off, dest=name, action="store_false", help=f"undo {flag(name)}")
-    elif kind in (int, float, str):
-        p.add_argument(
-            flag(name), type=_with_message(parse) if parse else kind, default=None, help=help
-        )
-    else:  # list of numbers
-        p.add_argument(flag(name), type=float, nargs="+", default=None, help=help)
+
+def _train_output(args: argparse.Namespace):
+    if args.resume is not None:
+        return args.resume, FOLDER
+    return (args.out, FOLDER) if args.out is not None else None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from reslab.run.config import FIELDS
     from reslab.run.directory import RunDir
     from reslab.train import compose_config, distributed, fit_restartable, resume
     from reslab.train.runtime import check_runtime
 
-    flags = {k: v for k, v in vars(args).items() if k in FIELDS and v is not None}
+    keys = _tables()["config"]
+    flags = {k: v for k, v in vars(args).items() if k in keys and v is not None}
     if args.resume:
-        if args.config or args.recipe or args.out or args.force:
+        if args.config or args.recipe or args.out is not None or args.force:
             raise UserError(
                 "--resume takes its settings from the checkpoint; drop --config, "
                 "--recipe, --out and --force"
             )
     else:
-        config = compose_config(args.recipe, args.config, flags)
+        config = compose_config(args.recipe, args.config, flags, options=args.options)
     if args.nproc is not None:
-        if args.nproc < 1:
-            raise UserError("--nproc must be >= 1")
         if not args.resume:  # refuse here what every worker would refuse
             check_runtime(config)
         code, message = distributed.launch_local(args.nproc, _without_nproc(sys.argv[1:]))
@@ -133,7 +225,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         result = resume(args.resume, flags, quiet=args.quiet, started=STARTED)
     else:
-        out = args.out or RunDir.default(config.model, config.dataset).path
+        out = args.out_path or RunDir.default(config.model, config.dataset).path
         result = fit_restartable(config, out, force=args.force, quiet=args.quiet, started=STARTED)
     if not distributed.from_env().is_main:
         return 0
@@ -183,54 +275,76 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_model(args: argparse.Namespace):
-    from reslab.infer import load, load_pretrained
+_BESIDE = (
+    "default: beside the model (a run directory: inside it); for --pretrained NAME, "
+    "runs/pretrained/NAME/ under the current directory"
+)
+
+
+def _beside_model(args: argparse.Namespace):
+    """Where a command writes what it makes of a model when not told (`_BESIDE` says it)."""
+    from pathlib import Path
+
+    from reslab.run.directory import pretrained_location
 
     if (args.model is None) == (args.pretrained is None):
         raise UserError("give one of a model (run directory or file) and --pretrained NAME")
+    if args.pretrained:
+        return pretrained_location(args.pretrained)
+    path = Path(args.model)
+    return path if path.is_dir() else path.parent
+
+
+def _load_model(args: argparse.Namespace):
+    from reslab.infer import load, load_pretrained
+
     return load_pretrained(args.pretrained) if args.pretrained else load(args.model)
 
 
 def _add_eval(sub) -> None:
-    from reslab.infer.evaluate import SPLITS
-    from reslab.run.device import DEVICES
-
     p = sub.add_parser("eval", help="evaluate a trained model: top-1/top-5, per class, confusion")
     _add_model_args(p)
     p.add_argument("--dataset", help="data set to evaluate on (default: the one it trained on)")
     p.add_argument("--data-dir", help="where data sets live")
     p.add_argument(
-        "--split", choices=SPLITS, default="test", help="test, or val: the run's own hold-out"
-    )
+        "--split", choices=_tables()["splits"], default="test",
+        help="test, or val: the run's own hold-out",
+    )  # fmt: skip
     p.add_argument("--tta", action="store_true", help="average with the mirrored image")
     p.add_argument(
-        "--out", help="folder for eval.json and confusion.png (default: beside the model)"
+        "--out",
+        help="folder for the results (eval.json; eval.SPLIT[-tta].json for other splits or "
+        f"with --tta) and the confusion matrix; {_BESIDE}",
     )
-    p.add_argument("--device", default="auto", choices=DEVICES, help="where to evaluate")
-    p.set_defaults(func=_cmd_eval)
+    p.add_argument(
+        "--device", default="auto", choices=_tables()["devices"], help="where to evaluate"
+    )
+    p.set_defaults(func=_cmd_eval, output=_eval_output)
+
+
+def _eval_output(args: argparse.Namespace):
+    return (args.out, FOLDER) if args.out is not None else (_beside_model(args), FOLDER)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from reslab.infer import evaluate
-    from reslab.infer.evaluate import default_output
+    from reslab.io import plural
     from reslab.report.evaluation import write_evaluation
-    from reslab.run.directory import default_location
 
     loaded = _load_model(args)
     ev = evaluate(loaded, args.dataset, args.split, args.tta, args.data_dir, args.device)
-    if args.out:
-        out = Path(args.out)
-    elif args.pretrained:  # shipped weights live in the package: their results go under runs/
-        out = default_location("eval", args.pretrained)
-    else:
-        out = default_output(args.model, loaded)
-    json_path, png_path = write_evaluation(ev, out)
+    json_path, png_path = write_evaluation(ev, args.out_path)
+    top5 = f"  top-5 {100 * ev.top5:.2f}%" if len(ev.classes) > 5 else ""
     print(
-        f"{args.split}: top-1 {100 * ev.top1:.2f}%  top-5 {100 * ev.top5:.2f}%  "
-        f"loss {ev.loss:.4f}  ({ev.count} images)"
+        f"{args.split}{' with TTA' if ev.tta else ''}: top-1 {100 * ev.top1:.2f}%{top5}  "
+        f"loss {ev.loss:.4f}  ({plural(ev.count, 'image')})"
     )
+    if ev.same_data is not None:
+        which = "test split" if args.split == "test" else "training split (the hold-out's source)"
+        print(
+            f"{ev.dataset}: {'the same' if ev.same_data else 'NOT the same'} images as the "
+            f"model's {which}, by data checksum"
+        )
     for name, acc in ev.per_class_accuracy().items():
         print(f"  {name:<16} {'-' if acc is None else f'{100 * acc:.1f}%'}")
     print(f"wrote {json_path} and {png_path}")
@@ -238,15 +352,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub) -> None:
-    from reslab.run.device import DEVICES
-
     p = sub.add_parser(
         "predict",
         help="classify image files",
         usage="reslab predict (MODEL | --pretrained NAME) IMAGE [IMAGE ...] [options]",
     )
     p.add_argument(
-        "inputs", nargs="+", metavar="MODEL IMAGE", help=f"the model ({_MODEL_HELP}), then images"
+        "inputs", nargs="*", metavar="MODEL IMAGE", help=f"the model ({_MODEL_HELP}), then images"
     )
     p.add_argument(
         "--pretrained",
@@ -254,9 +366,11 @@ def _add_predict(sub) -> None:
         help="shipped weights instead of a model file: resnet20 or resnet20.TAG; then every "
         "argument is an image",
     )
-    p.add_argument("--top-k", type=int, default=3, help="classes to show per image")
+    p.add_argument("--top-k", type=_count, default=3, help="classes to show per image")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--device", default="auto", choices=DEVICES, help="where to run the model")
+    p.add_argument(
+        "--device", default="auto", choices=_tables()["devices"], help="where to run the model"
+    )
     p.set_defaults(func=_cmd_predict)
 
 
@@ -265,13 +379,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from reslab.infer import predict
 
-    if args.top_k < 1:
-        raise UserError("--top-k must be >= 1")
+    if not args.inputs:
+        raise UserError(
+            "predict: no image files given"
+            if args.pretrained
+            else "predict: give a model (or --pretrained NAME) and one or more images"
+        )
     args.model, images = (
         (None, args.inputs) if args.pretrained else (args.inputs[0], args.inputs[1:])
     )
     if not images:
-        raise UserError("predict: no image files given")
+        raise UserError(f"predict: no image files given after the model {args.model}")
     results = predict(_load_model(args), images, args.top_k, args.device)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
@@ -282,30 +400,39 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_export(sub) -> None:
-    from reslab.models.export import DEFAULT_INPUT, INPUTS
+_SUFFIX = {"onnx": ".onnx", "safetensors": ".safetensors", "torchscript": ".torchscript.pt"}
 
+
+def _add_export(sub) -> None:
+    inputs = _tables()["inputs"]
     p = sub.add_parser("export", help="export a trained model: ONNX, TorchScript or safetensors")
     _add_model_args(p)
-    p.add_argument("--format", required=True, choices=("onnx", "safetensors", "torchscript"))
+    p.add_argument("--format", required=True, choices=tuple(_SUFFIX))
     p.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the convolutions")
-    kinds = "; ".join(f"{name}: {kind.text}" for name, kind in INPUTS.items())
+    kinds = "; ".join(f"{name}: {text}" for name, text in inputs["kinds"].items())
     p.add_argument(
         "--input",
-        choices=tuple(INPUTS),
+        choices=tuple(inputs["kinds"]),
         help=f"what the onnx/torchscript graph takes; it normalizes inside ({kinds}; "
-        f"default {DEFAULT_INPUT})",
+        f"default {inputs['default']})",
     )
-    p.add_argument("--out", help="output file (default: beside the model, named by format)")
-    p.set_defaults(func=_cmd_export)
+    p.add_argument(
+        "--out",
+        help="output file (its folder must exist); named model-export or model-folded with the "
+        f"format's suffix when not given; {_BESIDE}",
+    )
+    p.set_defaults(func=_cmd_export, output=_export_output)
 
 
-_SUFFIX = {"onnx": ".onnx", "safetensors": ".safetensors", "torchscript": ".torchscript.pt"}
+def _export_output(args: argparse.Namespace):
+    if args.out is not None:
+        return args.out, FILE
+    stem = "model-folded" if args.fold_bn else "model-export"
+    return _beside_model(args) / f"{stem}{_SUFFIX[args.format]}", FILE
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from reslab.models import export
     from reslab.models.fold import fold_batchnorm
@@ -316,11 +443,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     model, folded = loaded.model, 0
     if args.fold_bn:
         model, folded = fold_batchnorm(model)
-    stem = "model-folded" if args.fold_bn else "model-export"
-    # Shipped weights live inside the package: their exports go to the working directory.
-    folder = Path(".") if args.pretrained else loaded.source.parent
-    out = Path(args.out) if args.out else folder / f"{stem}{_SUFFIX[args.format]}"
-    data = loaded.data
+    out, data = args.out_path, loaded.data
     note = f" ({folded} BatchNorm layers folded)" if args.fold_bn else ""
     if args.format == "safetensors":
         meta = {"meta": json.dumps({"config": loaded.config.to_dict(), "data": data})}
@@ -341,7 +464,13 @@ def _add_report(sub) -> None:
     p.add_argument("runs", nargs="+", help="run directories (several are overlaid)")
     p.add_argument("--out", help="output folder (default: the run dir, or ./report for several)")
     p.add_argument("--title", help="report title")
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=_cmd_report, output=_report_output)
+
+
+def _report_output(args: argparse.Namespace):
+    if args.out is not None:
+        return args.out, FOLDER
+    return (args.runs[0] if len(args.runs) == 1 else "report"), FOLDER
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -349,12 +478,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from reslab.report.markdown import write_report
 
-    out = (
-        Path(args.out)
-        if args.out
-        else (Path(args.runs[0]) if len(args.runs) == 1 else Path("report"))
-    )
-    path = write_report([Path(r) for r in args.runs], out, title=args.title)
+    path = write_report([Path(r) for r in args.runs], args.out_path, title=args.title)
     print(f"wrote {path}")
     return 0
 
@@ -363,13 +487,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _add_experiment(sub) -> None:
-    from reslab.experiments import BUDGETS, EXPERIMENTS
-
+    tables = _tables()
     p = sub.add_parser("experiment", help="run a grid of runs that tests a published claim")
-    p.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}")
-    budgets = "; ".join(f"{b.name}: {b.note}" for b in BUDGETS.values())
+    p.add_argument("name", help=f"one of {', '.join(tables['experiments'])}")
+    budgets = "; ".join(f"{name}: {note}" for name, note in tables["budgets"].items())
     p.add_argument("--budget", default="quick", help=f"{budgets} (default: quick)")
-    takes = ", ".join(n for n, e in EXPERIMENTS.items() if e.model)
+    takes = ", ".join(n for n, e in tables["experiments"].items() if e["takes_model"])
     p.add_argument(
         "--model",
         help=f"the network to test the claims on, for the experiments whose claims are not tied "
@@ -378,18 +501,20 @@ def _add_experiment(sub) -> None:
     p.add_argument("--dataset", help="data set instead of the budget's")
     p.add_argument("--data-dir", default="", help="where that data set lives")
     p.add_argument(
-        "--seeds", type=int, help="repeats of each run (mean ± std); default: the budget's"
+        "--seeds", type=_count, help="repeats of each run (mean ± std); default: the budget's"
     )
     p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
     p.add_argument(
         "--parallel",
-        type=int,
+        type=_count,
         default=1,
         metavar="N",
         help="run N runs of the grid side by side, each its own process (one per GPU "
         "when there are GPUs; else the CPU cores are shared)",
     )
-    p.set_defaults(func=_cmd_experiment)
+    p.set_defaults(
+        func=_cmd_experiment, output=lambda a: None if a.out is None else (a.out, FOLDER)
+    )
 
 
 def _experiment_command(args: argparse.Namespace) -> str:
@@ -423,8 +548,36 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse(argv: list[str]) -> argparse.Namespace:
+    # argparse reports a missing command before an unknown option ahead of it (`reslab
+    # --bogus`): name the option, which is what the user typed wrong.
+    leading = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    unknown = [a for a in argv[:leading] if a not in ("-h", "--help", "--version")]
+    if unknown:
+        raise UserError(
+            f"reslab: unrecognized arguments: {' '.join(unknown)} (see `reslab --help`)"
+        )
+    return build_parser().parse_args(argv)
+
+
+def _check_output(args: argparse.Namespace) -> Path | None:
+    """Where the command will write, checked before any work: each command says where
+    (`output` in its defaults: (path, FILE or FOLDER), or None where it decides later)."""
+    where = args.output(args) if getattr(args, "output", None) else None
+    if where is None:
+        return None
+    from reslab.run.directory import check_output
+
+    path, kind = where
+    given = getattr(args, "out", None) is not None or getattr(args, "resume", None) is not None
+    what = "--out" if getattr(args, "out", None) is not None else "--resume" if given else "output"
+    return check_output(path, kind, what, new_folders=not given)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reslab", description=__doc__.split("\n")[0])
+    import reslab
+
+    parser = _Parser(prog="reslab", description=reslab.__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (
@@ -473,11 +626,10 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from reslab.train.stop import StopRequested
-
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(list(sys.argv[1:] if argv is None else argv))
         _configure_logging(getattr(args, "verbose", False))
+        args.out_path = _check_output(args)
         return args.func(args)
     except (UserError, DivergenceError, StopRequested) as e:
         from reslab.train.distributed import ERROR_FILE_ENV, report_worker_error
@@ -493,3 +645,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`reslab models | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        if e.filename is None:
+            raise
+        # A file or folder the command was pointed at and the system refused (a name too
+        # long, a file where a folder must be): the user's to fix, said in one line.
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2

@@ -1,4 +1,5 @@
-"""Errors a user can cause. The CLI turns each into one line on stderr and exit code 2."""
+"""Errors a user can cause (the CLI turns each into one line on stderr and exit code 2), and the
+two ways a run ends early that are not errors of the code: divergence, and a stop on request."""
 
 
 class UserError(Exception):
@@ -27,3 +28,12 @@ class DivergenceError(Exception):
     def __init__(self, message: str, step: int | None = None):
         super().__init__(message)
         self.step = step
+
+
+class StopRequested(Exception):
+    """Training stopped on request (SIGINT/SIGTERM); a checkpoint was written. Exit code
+    128 + the signal's number, as a shell reports a process ended by it."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -31,11 +31,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    # mkstemp makes the file private (0600); the finished file gets what open() would give it,
-    # so teammates and a shared TensorBoard can read runs where the umask allows.
-    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield Path(tmp)
+        # mkstemp makes the file private (0600), and a writer may have replaced it with a file
+        # of its own (safetensors does): the finished file gets what open() would give it, so
+        # that teammates and a shared TensorBoard can read it where the umask allows.
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -116,3 +117,8 @@ def clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def plural(n: int, noun: str) -> str:
+    """ "1 epoch", "12 epochs", "1,000 steps": a count and its noun, in agreement."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

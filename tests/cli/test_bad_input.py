@@ -84,14 +84,20 @@ def test_bad_flag_values(tmp_path, capsys, monkeypatch, key, value):
         (["train", "--config", "{tmp}"], "cannot read config file"),
         (
             ["train", "--out", "{tmp}/file.txt", "--dataset", "cifar10-sample", "--epochs", "1"],
-            "not a directory",
+            "is a file, not a folder",
         ),
         (["eval", "{tmp}/nope"], "no such run directory"),
-        (["predict", "{tmp}/nope", "x.jpg", "--top-k", "0"], "--top-k must be >= 1"),
+        (
+            ["predict", "{tmp}/nope", "x.jpg", "--top-k", "0"],
+            "argument --top-k: expected an integer >= 1, not '0'",
+        ),
         (["experiment", "nope"], "experiment: unknown name"),
         (["experiment", "batchnorm", "--budget", "huge"], "budget: unknown value"),
-        (["experiment", "batchnorm", "--seeds", "0"], "--seeds must be >= 1"),
+        (["experiment", "batchnorm", "--seeds", "0"], "argument --seeds: expected an integer >= 1"),
         (["models", "--no-such-flag"], "unrecognized arguments"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["train", "--time-budget", "-5"], "time_budget: '-5' is negative"),
+        (["predict", "--pretrained", "resnet20"], "predict: no image files given"),
     ],
 )
 def test_bad_commands(tmp_path, capsys, monkeypatch, args, needle):

@@ -85,3 +85,43 @@ def test_eval_of_a_run_config_file_says_what_the_file_is_not(tmp_path, cli):
         "a .pt checkpoint or a .safetensors weights file"
     )
     assert "objects other than tensors" not in r.stderr
+
+
+def test_progress_counts_to_where_the_run_stops_and_says_when_it_ends(cli, monkeypatch):
+    import reslab.train.progress as progress
+
+    monkeypatch.setattr(progress, "PIPED_EVERY_S", 0.0)  # a line every step, here
+    r = cli("train", *tiny_flags(max_steps=6, check_every=1), "--time-budget", "10m")
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.startswith("epoch 1/1 step ")]
+    assert lines and all(" step 6/" not in line or "/6 " in line for line in lines)
+    assert "epoch 1/1 step 2/6 " in r.stdout  # the run's 6 steps, not the epoch's 121
+    assert all("run ends in " in line and "; budget " in line for line in lines)
+    assert "budget 9m" in lines[0] and " left" in lines[0]
+    assert ", 1 epoch, 6 steps," in r.stdout.splitlines()[0]  # the header counts in words
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint(tmp_path, data_dir):
+    """Two Ctrl-Cs that land during one long step reach Python's handler once; they still count
+    as two. The process boundary is the point: a real process, real signals."""
+    run = tmp_path / "run"
+    flags = tiny_flags(model="resnet20", max_steps=200, batch_size=128, check_every=1)
+    proc = start_cli("train", *flags, "--checkpoint-every", 0, "--out", run, data_dir=data_dir)
+    header = proc.stdout.readline()  # logged as the loop starts
+    assert "resnet20" in header, header + proc.stderr.read()
+    time.sleep(1.0)  # inside the loop, its signal handlers installed
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.02)  # two presses, not one signal twice (a pending signal is not queued)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip() == "interrupted", err
+    assert not (run / "checkpoints" / "last.pt").exists()
+
+
+def test_verbose_says_more(cli, tmp_path):
+    quiet = cli("train", *tiny_flags(max_steps=1), "--out", tmp_path / "a")
+    loud = cli("train", *tiny_flags(max_steps=1), "--out", tmp_path / "b", "--verbose")
+    assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "config: {" not in quiet.stdout and "read from the cache" not in quiet.stdout
+    assert 'config: {"model": "small_cnn"' in loud.stdout
+    assert "cifar10-sample: read from the cache" in loud.stdout

@@ -29,9 +29,9 @@ def test_train_then_eval_predict_report(tmp_path, data_dir, cli):
 
     r = cli("eval", run, "--tta")
     assert r.returncode == 0, r.stderr
-    report = json.loads((run / "eval.json").read_text())
+    report = json.loads((run / "eval.test-tta.json").read_text())
     assert report["count"] == 1000 and set(report["per_class_acc"]) >= {"cat", "dog"}
-    assert sum(map(sum, report["confusion"])) == 1000 and (run / "confusion.png").is_file()
+    assert sum(map(sum, report["confusion"])) == 1000 and (run / "confusion.test-tta.png").is_file()
 
     image = tmp_path / "cat.jpg"
     image.write_bytes(sample_jpegs("test")["cat"][0])

@@ -131,7 +131,7 @@ def test_onnx_normalizes_inside_and_carries_its_metadata(model, tmp_path, fold, 
             ref = model(normalized).numpy()
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert props == session.get_modelmeta().custom_metadata_map == meta
+    assert props == session.get_modelmeta().custom_metadata_map == export._as_text(meta)
     assert json.loads(props["classes"]) == DATA["classes"]
     assert json.loads(props["mean"]) == list(MEAN) and json.loads(props["image_size"]) == [32, 32]
     assert props["model"] == "resnet20" and props["input"] == export.INPUTS[input].text
@@ -148,7 +148,8 @@ def test_torchscript_normalizes_inside_and_carries_its_metadata(model, tmp_path,
     raw, normalized = _raw_and_normalized(_random_pixels(3), input)
     with torch.no_grad():
         torch.testing.assert_close(loaded(raw), model(normalized), atol=1e-5, rtol=1e-5)
-    assert json.loads(extra[export.TORCHSCRIPT_METADATA]) == meta
+    stored = json.loads(extra[export.TORCHSCRIPT_METADATA])
+    assert stored == meta and stored["classes"] == DATA["classes"]  # a list, not JSON text
 
 
 def test_unknown_input_convention_is_a_user_error(model):

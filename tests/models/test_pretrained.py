@@ -42,6 +42,12 @@ def test_shipped_file_matches_its_manifest(name):
     assert pretrained.sha256(w.file) == w.manifest["sha256"]
     assert set(pretrained.MANIFEST_KEYS) <= set(w.manifest)
     assert w.manifest["test_acc"] >= 0.88 and len(w.manifest["classes"]) == 10
+    # Nothing of the trainer's machine: the data by its folder's name and its checksums.
+    assert w.manifest["config"]["dataset"] == "folder:cifar10"
+    assert w.manifest["config"]["data_dir"] == "" and "/root" not in w.file.read_bytes()[
+        :4096
+    ].decode(errors="replace")
+    assert set(w.manifest["data_digests"]) == {"train", "test"}
 
 
 @pytest.mark.parametrize("name", sorted(pretrained.shipped()))
@@ -121,6 +127,41 @@ def test_ship_weights_refuses_a_run_it_cannot_ship(files, why, tmp_path, capsys)
     assert not (tmp_path / "w").exists()
 
 
+def test_shipped_weights_name_their_data_by_checksum(tiny_config, tmp_path, monkeypatch, cli):
+    """A run on an image folder ships without its path; `reslab eval --pretrained NAME
+    --dataset folder:DIR` then says whether DIR holds the data it was trained and tested on."""
+    from reslab.data import load_dataset
+    from tests.data.conftest import write_tree
+
+    tree = write_tree(tmp_path / "mydata", per_class=40, classes=("cat", "dog"))
+    config = tiny_config(dataset=f"folder:{tree}", val_split=0, data_dir=str(tmp_path / "dd"))
+    run = reslab.fit(config, tmp_path / "run", quiet=True).run_dir
+    assert _ship_weights(run, "--tag", "t", "--into", tmp_path / "w", "--dataset", "my data",
+                         "--device", "d", "--commit", "c", "--recipe", "r") == 0  # fmt: skip
+    manifest = (tmp_path / "w" / "small_cnn.t.json").read_text()
+    assert str(tmp_path) not in manifest and '"dataset": "folder:mydata"' in manifest
+    assert str(tmp_path).encode() not in (tmp_path / "w" / "small_cnn.t.safetensors").read_bytes()
+    digests = load_dataset(f"folder:{tree}", tmp_path / "dd").digests
+    assert json.loads(manifest)["data_digests"] == digests
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "w")
+    pretrained.shipped.cache_clear()
+    monkeypatch.chdir(tmp_path)
+    try:
+        same = cli("eval", "--pretrained", "small_cnn", "--dataset", f"folder:{tree}")
+        (tree / "test" / "cat" / "0000.jpg").unlink()
+        other = cli("eval", "--pretrained", "small_cnn", "--dataset", f"folder:{tree}")
+        (tmp_path / "mydata").rename(tmp_path / "elsewhere")
+        missing = cli("eval", "--pretrained", "small_cnn")
+    finally:
+        pretrained.shipped.cache_clear()
+    assert f"folder:{tree}: the same images as the model's test split" in same.stdout
+    assert "top-5" not in same.stdout  # two classes: every image is in its top 5
+    assert "NOT the same images as the model's test split" in other.stdout
+    assert missing.returncode == 2 and "trained on the image folder 'mydata'" in missing.stderr
+    assert f"(test data checksum {digests['test'][:12]})" in missing.stderr
+
+
 def _ship_weights(*argv) -> int:
     """scripts/ship_weights.py, run in this process as `python scripts/ship_weights.py ARGV`."""
     import importlib.util
@@ -147,7 +188,7 @@ def weights_dir(tmp_path, monkeypatch):
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
         manifest = {key: None for key in pretrained.MANIFEST_KEYS}
         manifest.update(
-            schema=1,
+            schema=pretrained.SCHEMA,
             model="resnet20",
             tag=tag,
             default=default,
@@ -344,7 +385,7 @@ def test_a_model_trained_on_a_folder_that_is_gone_asks_for_a_data_set(tiny_confi
                                        "in_channels": 3, "image_size": [32, 32]}}  # fmt: skip
     model = reslab.create_model(config["model"], in_channels=3, image_size=(32, 32))
     path = save_weights(tmp_path / "model.safetensors", model.state_dict(), meta)
-    with pytest.raises(UserError, match="which is not on this machine; name the"):
+    with pytest.raises(UserError, match="which is not here; name the data set"):
         reslab.evaluate(path)
 
 

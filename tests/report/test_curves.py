@@ -77,3 +77,19 @@ def test_bad_arguments(runs, tmp_path, kwargs, match):
         plot_curves(runs, tmp_path / "c.png", **kwargs)
     with pytest.raises(UserError, match="no runs"):
         plot_metric([], "lr", tmp_path / "m.png", "lr")
+
+
+def _pixels_of(png, rgb, tolerance=60) -> int:
+    import numpy as np
+
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+    return int((abs(pixels - np.array(rgb)).sum(-1) < tolerance).sum())
+
+
+def test_a_one_epoch_run_is_visible_in_its_curves(cli, run_copy, tmp_path):
+    r = cli("report", run_copy, "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    # matplotlib's first colour (C0): the run's five one-point series drawn as markers; a line
+    # of one point draws nothing, and only the legend's short line would be left.
+    assert _pixels_of(tmp_path / "rep" / "curves.png", (31, 119, 180)) > 200

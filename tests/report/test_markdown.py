@@ -70,13 +70,13 @@ def test_evaluation_protocol_is_labelled_and_old_figures_do_not_pile_up(tmp_path
           "confusion": [[3, 1], [2, 4]]}  # fmt: skip
     first = fake_run(tmp_path / "first", evaluation=ev)
     write_report([first], tmp_path / "out")
-    assert (tmp_path / "out" / "confusion-first.png").is_file()
+    assert (tmp_path / "out" / "confusion-first-test-tta.png").is_file()
     text = write_report([fake_run(tmp_path / "second", evaluation=ev)], tmp_path / "out")
     text = text.read_text()
     assert "`reslab eval --tta`, test split, with flip test-time augmentation: top-1 50.00%" in text
     assert "confusion matrix of second, test split, with flip test-time augmentation" in text
     assert sorted(p.name for p in (tmp_path / "out").glob("confusion-*")) == [
-        "confusion-second.png"
+        "confusion-second-test-tta.png"
     ]
 
 

@@ -57,7 +57,7 @@ def test_finished_run(tmp_path):
     assert run.name == "r0" and run.finished
     assert run.config["lr"] == 0.1 and run.summary["test_acc"] == 0.215
     assert run.column("epoch") == [1, 2, 3, 4] and run.last()["step"] == 40
-    assert run.evaluation == {}
+    assert run.evaluations == []
 
 
 def test_crashed_run_skips_the_cut_line_and_has_no_summary(tmp_path):

@@ -61,6 +61,7 @@ def write_cache(path: Path, splits: DataSplits, key: str) -> None:
         "std": json.dumps(splits.std),
         "skipped": str(splits.skipped),
         "checksums": json.dumps(_checksums(tensors)),
+        "digests": json.dumps(splits.digests),
     }
     try:
         atomic_write(path, lambda f: f.write(save(tensors, metadata=meta)))  # umask honoured
@@ -109,6 +110,7 @@ def read_cache(path: Path, key: str) -> DataSplits | None:
             mean=tuple(json.loads(meta["mean"])),
             std=tuple(json.loads(meta["std"])),
             skipped=int(meta["skipped"]),
+            digests=json.loads(meta.get("digests", "{}")),  # computed here for older caches
         )
         _validate(splits, tensors, meta)
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as e:

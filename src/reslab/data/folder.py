@@ -35,22 +35,28 @@ class Tree:
 
     @property
     def classes(self) -> list[str]:
-        return list(self.train)
+        return list(self.train or self.test)
 
 
-def find_root(path: str | Path) -> Path:
+def find_root(path: str | Path, need_train: bool = True) -> Path:
     """The folder holding train/ and test/ (or val/); one wrapping folder is looked through,
-    as `tar xzf cifar10-jpeg.tar.gz` leaves cifar10/train/..."""
+    as `tar xzf cifar10-jpeg.tar.gz` leaves cifar10/train/... Without `need_train`, test/ (or
+    val/) alone will do."""
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}; folder:PATH needs a folder with {LAYOUT}")
-    if not (root / "train").is_dir():
-        inner = [p for p in root.iterdir() if p.is_dir() and (p / "train").is_dir()]
+
+    def usable(folder: Path) -> bool:
+        return (folder / "train").is_dir() or (not need_train and _test_dir(folder) is not None)
+
+    if not usable(root):
+        inner = [p for p in root.iterdir() if p.is_dir() and usable(p)]
         root = inner[0] if len(inner) == 1 else root
-    if not (root / "train").is_dir():
+    if need_train and not (root / "train").is_dir():
         raise DataError(f"{root} has no train/ subfolder; expected {LAYOUT}")
     if _test_dir(root) is None:
-        raise DataError(f"{root} has no test/ or val/ subfolder next to train/; expected {LAYOUT}")
+        where = "next to train/" if (root / "train").is_dir() else "(nor train/)"
+        raise DataError(f"{root} has no test/ or val/ subfolder {where}; expected {LAYOUT}")
     return root
 
 
@@ -102,18 +108,20 @@ def _fingerprint(listings: dict[str, dict[str, list[os.DirEntry]]]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def scan(path: str | Path) -> Tree:
-    """Find, list and fingerprint a tree, checking that train and test have the same classes."""
+def scan(path: str | Path, need_train: bool = True) -> Tree:
+    """Find, list and fingerprint a tree, checking that train and test have the same classes
+    (without `need_train`, a tree of test/ alone has an empty train split)."""
     try:
-        return _scan(path)
+        return _scan(path, need_train)
     except OSError as e:  # an unreadable folder, a file vanishing mid-scan
         raise DataError(f"cannot read {e.filename}: {e.strerror}; check its permissions") from None
 
 
-def _scan(path: str | Path) -> Tree:
-    root = find_root(path)
-    train, test = _class_files(root / "train"), _class_files(_test_dir(root))
-    if set(train) != set(test):
+def _scan(path: str | Path, need_train: bool) -> Tree:
+    root = find_root(path, need_train)
+    train = _class_files(root / "train") if (root / "train").is_dir() else {}
+    test = _class_files(_test_dir(root))
+    if train and set(train) != set(test):
         only_train = ", ".join(sorted(set(train) - set(test))) or "none"
         only_test = ", ".join(sorted(set(test) - set(train))) or "none"
         raise DataError(
@@ -186,11 +194,17 @@ def _check_classes(classes: list[str], labels: list[int], files: dict[str, list[
 def _warn(paths: list[str], root: Path, what: str) -> None:
     if paths:
         message = what.format(n=len(paths))
-        warnings.warn(f"{message} in {root} (e.g. {paths[0]})", stacklevel=4)
+        warnings.warn(f"{message} in {root} (e.g. {paths[0]})", stacklevel=5)
 
 
 def load_tree(tree: Tree, skip_corrupt: bool) -> tuple[ImageSet, ImageSet, list[str], int]:
-    """(train, test, classes, images skipped) of a scanned tree."""
+    """(train, test, classes, images skipped) of a scanned tree (a tree of test/ alone: an
+    empty train split)."""
+    if not tree.train:
+        test = load_split(tree.test, tree.classes, None, skip_corrupt)
+        empty = ImageSet(test.images.images[:0], test.images.labels[:0])
+        _warn_dropped(test, test, tree.root)
+        return empty, test.images, tree.classes, len(test.skipped)
     train = load_split(tree.train, tree.classes, None, skip_corrupt)
     test = load_split(tree.test, tree.classes, train.channels, skip_corrupt)
     if test.images.images.shape[2:] != train.images.images.shape[2:]:
@@ -200,9 +214,12 @@ def load_tree(tree: Tree, skip_corrupt: bool) -> tuple[ImageSet, ImageSet, list[
             f"{train.images.images.shape[3]}x{train.images.images.shape[2]}; they must match "
             "(reslab does not resize: resize them first)"
         )
-    ignored, skipped = train.ignored + test.ignored, train.skipped + test.skipped
-    _warn(
-        ignored, tree.root, "ignored {n} file(s) named as images whose contents are not JPEG or PNG"
-    )
-    _warn(skipped, tree.root, "skipped {n} unreadable image(s)")
-    return train.images, test.images, tree.classes, len(skipped)
+    _warn_dropped(train, test, tree.root)
+    return train.images, test.images, tree.classes, len(train.skipped) + len(test.skipped)
+
+
+def _warn_dropped(train: _Split, test: _Split, root: Path) -> None:
+    splits = (train,) if train is test else (train, test)
+    ignored = [p for s in splits for p in s.ignored]
+    _warn(ignored, root, "ignored {n} file(s) named as images whose contents are not JPEG or PNG")
+    _warn([p for s in splits for p in s.skipped], root, "skipped {n} unreadable image(s)")

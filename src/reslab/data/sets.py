@@ -3,7 +3,8 @@ seeded class-stratified validation hold-out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import torch
 
@@ -34,6 +35,15 @@ class ImageSet:
     def subset(self, index: torch.Tensor) -> ImageSet:
         return ImageSet(self.images[index].contiguous(), self.labels[index].contiguous())
 
+    def digest(self) -> str:
+        """sha256 of the decoded pixels and labels, in order: the same images with the same
+        labels give the same digest on any machine, wherever they are kept."""
+        h = hashlib.sha256()
+        for t in (self.images, self.labels):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.contiguous().view(-1).view(torch.uint8).numpy().data)
+        return h.hexdigest()
+
 
 @dataclass
 class DataSplits:
@@ -44,6 +54,16 @@ class DataSplits:
     mean: tuple[float, ...]  # per channel, on the [0, 1] scale, from the train split
     std: tuple[float, ...]
     skipped: int = 0  # unreadable image files skipped (only with skip_corrupt=True)
+    # split -> ImageSet.digest() (with the class names): which data this is, wherever it lies.
+    # Computed once, when the data set is decoded, and kept in the cache.
+    digests: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.digests:
+            self.digests = {
+                split: split_digest(getattr(self, split), self.classes)
+                for split in ("train", "test")
+            }
 
     @property
     def num_classes(self) -> int:
@@ -56,6 +76,11 @@ class DataSplits:
     @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.train.images.shape[2:])
+
+
+def split_digest(images: ImageSet, classes: list[str]) -> str:
+    """A split's digest: its images and labels, and the names the labels stand for."""
+    return hashlib.sha256(f"{images.digest()}\0{classes}".encode()).hexdigest()
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 2048) -> tuple[tuple, tuple]:

@@ -46,10 +46,16 @@ def sample_fingerprint(path: Path = SAMPLE_FILE) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
+def sample_classes(path: Path = SAMPLE_FILE) -> list[str]:
+    """The sample's class names, from its header alone."""
+    return _read(path, header_only=True)[1]
+
+
+def _read(path: Path, header_only: bool = False) -> tuple[dict[str, torch.Tensor], list[str]]:
     try:
         with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+            keys = [] if header_only else f.keys()
+            tensors = {k: f.get_tensor(k) for k in keys}
             classes = json.loads((f.metadata() or {})["classes"])
     except (SafetensorError, OSError, KeyError, ValueError) as e:
         raise DataError(

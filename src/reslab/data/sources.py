@@ -7,8 +7,9 @@ import functools
 import hashlib
 import logging
 import os
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from reslab.data.torchvision_sets import (
     find_idx_files,
     load_idx,
     load_torchvision,
+    torchvision_classes,
 )
 from reslab.errors import DataError
 
@@ -39,6 +41,7 @@ class Source:
     name: str  # canonical: "cifar10", "folder:/abs/root"
     key: Callable[[], str]  # fingerprint of what the data is built from, asked before and after
     build: Callable[[], Built]
+    classes: Callable[[], list[str] | None]  # the class names, where known without decoding
 
 
 def _file_fingerprint(root: Path) -> str:
@@ -57,29 +60,32 @@ def _files_fingerprint(files: list[Path]) -> str:
 
 def _torchvision_source(name: str, data_dir: Path, download: bool, skip_corrupt: bool) -> Source:
     files = find_idx_files(name, data_dir) if name in IDX_SETS else None
+    classes = functools.partial(torchvision_classes, name)
     if files is not None:  # MNIST-style files already here: read them where they lie
         key = functools.partial(_files_fingerprint, files)
-        return Source(name, key, functools.partial(load_idx, name, files))
+        return Source(name, key, functools.partial(load_idx, name, files), classes)
     root = data_dir / name
     key = functools.partial(_file_fingerprint, root)
-    return Source(name, key, functools.partial(load_torchvision, name, root, download))
+    return Source(name, key, functools.partial(load_torchvision, name, root, download), classes)
 
 
 def _sample_source(data_dir: Path, download: bool, skip_corrupt: bool) -> Source:
     key = shipped.sample_fingerprint()
-    return Source(
-        "cifar10-sample", lambda: key, functools.partial(shipped.load_sample, skip_corrupt)
-    )
+    build = functools.partial(shipped.load_sample, skip_corrupt)
+    return Source("cifar10-sample", lambda: key, build, shipped.sample_classes)
 
 
-def _folder_source(path: str, data_dir: Path, download: bool, skip_corrupt: bool) -> Source:
+def _folder_source(
+    path: str, data_dir: Path, download: bool, skip_corrupt: bool, need_train: bool = True
+) -> Source:
     if not path:
         raise DataError("folder: needs a path, as in folder:/data/cifar10")
-    tree = folder.scan(path)
+    tree = folder.scan(path, need_train)
     return Source(
         f"{FOLDER_PREFIX}{tree.root}",
         lambda: tree.fingerprint,
         functools.partial(folder.load_tree, tree, skip_corrupt),
+        lambda: tree.classes,
     )
 
 
@@ -113,10 +119,13 @@ def _unknown(name: str) -> DataError:
     )
 
 
-def _source(name: str, data_dir: Path, download: bool, skip_corrupt: bool) -> Source:
+def _source(
+    name: str, data_dir: Path, download: bool, skip_corrupt: bool, need_train: bool
+) -> Source:
     for prefix, factory in PREFIXED_SOURCES.items():
         if name.startswith(prefix):
-            return factory(name.removeprefix(prefix), data_dir, download, skip_corrupt)
+            path = name.removeprefix(prefix)
+            return factory(path, data_dir, download, skip_corrupt, need_train)
     if name not in NAMED_SOURCES:
         raise _unknown(name)
     return NAMED_SOURCES[name](data_dir, download, skip_corrupt)
@@ -163,16 +172,42 @@ def load_dataset(
     *,
     download: bool = True,
     skip_corrupt: bool = False,
+    classes: Sequence[str] | None = None,
+    need_train: bool = True,
 ) -> DataSplits:
-    """Decoded uint8 splits with classes and train-split mean/std, cached under DATA_DIR/cache/."""
+    """Decoded uint8 splits with classes and train-split mean/std, cached under DATA_DIR/cache/.
+
+    What needs no pixels is checked before any decoding: the data directory, the tree, and
+    `classes` (the caller's, e.g. a model's: a data set of other classes is refused). Without
+    `need_train`, an image folder may hold only its test split (as for evaluation)."""
     data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
-    source = _source(name, data_dir, download, skip_corrupt)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"data directory {data_dir} is a file; give a folder (--data-dir)")
+    source = _source(name, data_dir, download, skip_corrupt, need_train)
+    known = source.classes() if classes is not None else None
+    if known is not None and list(known) != list(classes):
+        raise DataError(
+            f"data set {source.name} has classes {_few(known)}, but the model was trained on "
+            f"{_few(classes)}; evaluate on a data set with the same classes"
+        )
     path = cache_path(data_dir, source.name)
     splits = _from_cache(path, source.key(), skip_corrupt)
-    if splits is None:
-        log.info(f"decoding {source.name} (once: later loads read {path})")
-        train, test, classes, skipped = source.build()
-        mean, std = channel_stats(train.images)
-        splits = DataSplits(source.name, train, test, classes, mean, std, skipped)
-        write_cache(path, splits, source.key())  # asked again: a download adds files
+    if splits is not None:
+        log.debug(f"{source.name}: read from the cache {path}")
+        return splits
+    started = time.perf_counter()
+    train, test, names, skipped = source.build()
+    mean, std = channel_stats(train.images if len(train) else test.images)
+    splits = DataSplits(source.name, train, test, names, mean, std, skipped)
+    write_cache(path, splits, source.key())  # asked again: a download adds files
+    # Said once there is something decoded: a missing download or a bad tree says nothing of it.
+    log.info(
+        f"decoded {source.name} in {time.perf_counter() - started:.1f} s "
+        f"({len(train) + len(test):,} images); later loads read {path}"
+    )
     return splits
+
+
+def _few(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:4])
+    return f"[{shown}, ...]" if len(names) > 4 else f"[{shown}]"

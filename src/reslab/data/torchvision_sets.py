@@ -168,6 +168,16 @@ def _open(spec: TorchvisionSet, root: Path) -> tuple:
     return tuple(cls(str(root), download=False, **kwargs) for kwargs in spec.split_kwargs)
 
 
+def torchvision_classes(name: str) -> list[str] | None:
+    """The class names of a torchvision set where its class (or our table) states them without
+    a file read; None where only its files say (CIFAR's batches.meta)."""
+    import torchvision.datasets as tvd
+
+    spec = TORCHVISION_SETS[name]
+    classes = getattr(getattr(tvd, spec.cls_name), "classes", None) or spec.classes
+    return list(classes) if classes else None
+
+
 def load_torchvision(name: str, root: Path, download: bool):
     """(train, test, classes, 0) of a torchvision data set kept in `root`."""
     spec = TORCHVISION_SETS[name]

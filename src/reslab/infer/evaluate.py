@@ -29,6 +29,9 @@ class Evaluation:
     count: int  # images evaluated
     classes: list[str]
     confusion: torch.Tensor  # (classes, classes) int64; rows = true class, cols = predicted
+    # The images are the ones the model's record names (its test split, or for "val" its
+    # training split), by data checksum; None where the model has no record to compare.
+    same_data: bool | None = None
 
     def per_class_accuracy(self) -> dict[str, float | None]:
         return per_class_accuracy(self.confusion, self.classes)
@@ -46,6 +49,7 @@ class Evaluation:
             "count": self.count,
             "split": self.split,
             "tta": self.tta,
+            "same_data": self.same_data,
             "classes": self.classes,
             "per_class_acc": self.per_class_accuracy(),
             "most_confused": self.most_confused(),
@@ -56,8 +60,6 @@ class Evaluation:
 def _images(loaded: LoadedModel, data, split: str):
     if split == "test":
         return data.test
-    if split != "val":
-        raise UserError(f"split: unknown value {split!r}; allowed: {', '.join(SPLITS)}")
     # The run's own hold-out: the same rule, size and seed as in training.
     images = holdout(data, loaded.config.val_split, loaded.config.seed)[1]
     if not len(images):
@@ -78,14 +80,18 @@ def evaluate(
     loaded = model if isinstance(model, LoadedModel) else load(model)
     config = loaded.config
     if dataset is None and config.dataset.startswith("folder:"):
-        folder = Path(config.dataset.removeprefix("folder:")).expanduser()
-        if not folder.is_dir():
-            raise UserError(
-                f"{loaded.source.name} was trained on {config.dataset}, which is not on this "
-                "machine; name the data set to evaluate on (--dataset, or dataset=)"
-            )
-    data = load_dataset(dataset or config.dataset, data_dir or config.data_dir or None)
-    if list(data.classes) != loaded.classes:
+        _check_folder_here(loaded)
+    if split not in SPLITS:
+        raise UserError(f"split: unknown value {split!r}; allowed: {', '.join(SPLITS)}")
+    # The model's classes are checked before any image is decoded; the test split alone needs
+    # no training images.
+    data = load_dataset(
+        dataset or config.dataset,
+        data_dir or config.data_dir or None,
+        classes=loaded.classes,
+        need_train=split == "val",
+    )
+    if list(data.classes) != loaded.classes:  # where only the decoded files name the classes
         raise UserError(
             f"data set {data.name} has classes {data.classes[:4]}..., but the model "
             f"was trained on {loaded.classes[:4]}...; evaluate on a data set "
@@ -104,12 +110,25 @@ def evaluate(
     )
     with loaded.on(dev) as net:
         r = evaluate_batches(net, loader, len(data.classes), tta=tta)
+    which = "test" if split == "test" else "train"  # the split the images come from
+    known = loaded.data.get("digests", {}).get(which)
+    same = None if known is None else data.digests.get(which) == known
     return Evaluation(
-        data.name, split, tta, r.loss, r.top1, r.top5, r.count, list(data.classes), r.confusion
+        data.name, split, tta, r.loss, r.top1, r.top5, r.count, list(data.classes), r.confusion,
+        same,
+    )  # fmt: skip
+
+
+def _check_folder_here(loaded: LoadedModel) -> None:
+    """A model trained on an image folder, evaluated without --dataset: the folder must be
+    here. Shipped weights name the folder, not the trainer's path, and their data checksum."""
+    folder = loaded.config.dataset.removeprefix("folder:")
+    if Path(folder).expanduser().is_dir():
+        return
+    digest = loaded.data.get("digests", {}).get("test")
+    checksum = f" (test data checksum {digest[:12]})" if digest else ""
+    raise UserError(
+        f"{loaded.source.name} was trained on the image folder {folder!r}{checksum}, which is "
+        "not here; name the data set to evaluate on (--dataset folder:DIR, a copy of it, which "
+        "is then checked against the checksum; or dataset=)"
     )
-
-
-def default_output(model_path: str | Path, loaded: LoadedModel) -> Path:
-    """Where `reslab eval` writes when not told: the run directory, or beside the file."""
-    path = Path(model_path)
-    return path if path.is_dir() else loaded.source.parent

@@ -64,26 +64,45 @@ class Normalized(nn.Module):
         return self.model((images.to(self.mean.dtype) - self.mean) / self.std)
 
 
-def deployment_metadata(model_name: str, data: dict, input: str = DEFAULT_INPUT) -> dict[str, str]:
-    """What a user of an exported `Normalized` graph needs, as str -> str (JSON for lists): the
-    classes in logit order, the input convention, and the normalization already inside."""
+def deployment_metadata(
+    model_name: str, data: dict, input: str = DEFAULT_INPUT
+) -> dict[str, object]:
+    """What a user of an exported `Normalized` graph needs: the classes in logit order, the input
+    convention, and the normalization already inside, as JSON values (ONNX, whose metadata holds
+    strings only, stores lists and numbers as JSON text)."""
     return {
         "model": model_name,
         "dataset": str(data["dataset"]),
-        "classes": json.dumps(list(data["classes"])),
+        "classes": list(data["classes"]),
         "input": input_kind(input).text,
-        "in_channels": str(data["in_channels"]),  # 3: RGB, 1: grayscale
-        "image_size": json.dumps(list(data["image_size"])),  # [height, width]
-        "mean": json.dumps([float(v) for v in data["mean"]]),  # of [0, 1] pixels, per channel
-        "std": json.dumps([float(v) for v in data["std"]]),
+        "in_channels": int(data["in_channels"]),  # 3: RGB, 1: grayscale
+        "image_size": list(data["image_size"]),  # [height, width]
+        "mean": [float(v) for v in data["mean"]],  # of [0, 1] pixels, per channel
+        "std": [float(v) for v in data["std"]],
     }
 
 
 def _check_metadata(metadata: dict | None, what: str) -> None:
+    if metadata is None:
+        return
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} metadata must be JSON values under string keys") from None
+    if not all(isinstance(k, str) for k in metadata):
+        raise UserError(f"{what} metadata must be JSON values under string keys")
+
+
+def _check_text_metadata(metadata: dict | None, what: str) -> None:
     if metadata is not None and not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise UserError(f"{what} metadata must map str to str; json.dumps other values first")
+
+
+def _as_text(metadata: dict[str, object]) -> dict[str, str]:
+    """ONNX metadata_props are strings: a string stays itself, anything else becomes JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
 
 
 def _atomic_export(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -140,7 +159,7 @@ def export_onnx(
     path: str | Path,
     input_shape: Sequence[int] = (1, 3, 32, 32),
     opset: int = 17,
-    metadata: dict[str, str] | None = None,
+    metadata: dict[str, object] | None = None,
 ) -> Path:
     """ONNX graph with input "images" and output "logits", both with a dynamic batch axis;
     `metadata` goes into the model's metadata_props. The input's dtype is float32, or a
@@ -166,7 +185,7 @@ def export_onnx(
         def write(tmp: str) -> None:
             torch.onnx.export(model, (x,), tmp, **kwargs)
             if metadata:
-                _write_onnx_metadata(tmp, metadata)
+                _write_onnx_metadata(tmp, _as_text(metadata))
 
         return _atomic_export(path, write)
 
@@ -175,7 +194,7 @@ def export_torchscript(
     model: nn.Module,
     path: str | Path,
     input_shape: Sequence[int] = (1, 3, 32, 32),
-    metadata: dict[str, str] | None = None,
+    metadata: dict[str, object] | None = None,
 ) -> Path:
     """A traced TorchScript module; these nets have no data-dependent control flow to lose.
     `metadata` is saved as JSON in the extra file TORCHSCRIPT_METADATA (read it back with
@@ -196,6 +215,6 @@ def export_safetensors(
     """The state dict as safetensors (no pickle: safe to load from untrusted sources)."""
     from safetensors.torch import save_file
 
-    _check_metadata(metadata, "safetensors")
+    _check_text_metadata(metadata, "safetensors")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return _atomic_export(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

@@ -22,9 +22,9 @@ from safetensors.torch import load_file
 from reslab.errors import CheckpointError, ConfigError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-SCHEMA = 1
+SCHEMA = 2
 MANIFEST_KEYS = (
-    "schema",  # 1
+    "schema",  # 2: the data named by checksum, not by the trainer's folder
     "model",  # registered name, e.g. "resnet20"
     "tag",  # e.g. "onecycle_c10jpeg"; the file is MODEL.TAG.safetensors
     "default",  # true for the tag `pretrained=True` picks
@@ -39,7 +39,9 @@ MANIFEST_KEYS = (
     "test_acc",  # top-1 on the test split, 0..1, read once at the end
     "val_acc",  # top-1 on the validation split, or null without one
     "recipe",  # the recipe's name
-    "config",  # the full training config (reslab.run.config.TrainConfig as a dict)
+    "config",  # the full training config (reslab.run.config.TrainConfig as a dict); an image
+    # folder is named by its folder's name alone (folder:cifar10), never the trainer's path
+    "data_digests",  # split -> checksum of the decoded data (reslab.data.DataSplits.digests)
     "epochs",
     "wall_time_s",
     "device",  # the hardware it trained on, in words

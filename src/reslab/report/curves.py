@@ -39,6 +39,11 @@ def series(run: RunRecord, key: str, x: str = "epoch") -> tuple[list, list]:
     return [a for a, _ in pairs], [b for _, b in pairs]
 
 
+def _line(ax, xs: list, ys: list, **style) -> None:
+    """One series; a series of one point gets a marker, which a line of one point lacks."""
+    ax.plot(xs, ys, marker="o" if len(xs) == 1 else None, **style)
+
+
 def _check(runs: Sequence[RunRecord], x: str, labels: Sequence[str] | None) -> list[str]:
     if not runs:
         raise UserError("no runs to plot; pass at least one run directory")
@@ -96,8 +101,8 @@ def plot_curves(
         for ax, key, scale in ((loss_ax, "loss", 1), (acc_ax, "acc", 100)):
             for split, ls in (("train", "-"), ("val", "--")):
                 xs, ys = series(run, f"{split}_{key}", x)
-                ax.plot(xs, [y * scale for y in ys], color=c, ls=ls)
-        lr_ax.plot(*series(run, "lr", x), color=c, label=label)
+                _line(ax, xs, [y * scale for y in ys], color=c, ls=ls)
+        _line(lr_ax, *series(run, "lr", x), color=c, label=label)
     panels = (
         (loss_ax, "loss", "cross-entropy loss"),
         (acc_ax, "top-1 accuracy", "accuracy (%)"),
@@ -131,7 +136,7 @@ def plot_metric(
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for run, label in zip(runs, labels, strict=True):
         xs, ys = series(run, key, x)
-        ax.plot(xs, [transform(y) for y in ys] if transform else ys, label=label)
+        _line(ax, xs, [transform(y) for y in ys] if transform else ys, label=label)
     _axes(ax, x, ylabel, title or f"{ylabel} per {X_AXES[x]}")
     if logy:
         _log_y(ax)

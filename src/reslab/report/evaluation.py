@@ -1,5 +1,6 @@
-"""An evaluation's files in a folder: eval.json and the confusion-matrix figure, named as a run
-directory names them (`reslab eval` writes them into the run it evaluated)."""
+"""An evaluation's files in a folder: its results (JSON) and confusion-matrix figure, named as a
+run directory names them, one pair per split and TTA (`reslab eval` writes them into the run it
+evaluated)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from reslab.run.directory import RunDir
 
 
 def write_evaluation(evaluation: Evaluation, folder: str | Path) -> tuple[Path, Path]:
-    """eval.json and the confusion-matrix PNG in `folder`; returns their paths."""
-    run = RunDir(folder)
-    atomic_write_json(run.evaluation, evaluation.to_json())
-    plot_confusion(evaluation.confusion, evaluation.classes, run.confusion)
-    return run.evaluation, run.confusion
+    """The results JSON and the confusion-matrix PNG in `folder`; returns their paths."""
+    results, figure = RunDir(folder).evaluation_files(evaluation.split, evaluation.tta)
+    atomic_write_json(results, evaluation.to_json())
+    plot_confusion(evaluation.confusion, evaluation.classes, figure)
+    return results, figure

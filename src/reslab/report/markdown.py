@@ -103,24 +103,28 @@ def _unique_names(runs: Sequence[RunRecord]) -> list[str]:
 
 
 def _evaluations(runs: Sequence[RunRecord], names: list[str], out_dir: Path) -> str:
-    """One paragraph and confusion matrix per run that has an eval.json."""
+    """One paragraph and confusion matrix per evaluation (split, TTA) of each run."""
     parts = []
     for run, name in zip(runs, names, strict=True):
-        ev = run.evaluation
-        if not ev:
-            continue
-        split, tta = ev.get("split", "test"), bool(ev.get("tta"))
-        protocol = "with flip test-time augmentation" if tta else "without test-time augmentation"
-        command = "reslab eval --tta" if tta else "reslab eval"
-        text = f"### {name}\n\n`{command}`, {split} split, {protocol}: "
-        text += f"top-1 {_pct(ev.get('top1'))}, top-5 {_pct(ev.get('top5'))}.\n"
-        if ev.get("confusion") and ev.get("classes"):
-            png = f"confusion-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
-            plot_confusion(ev["confusion"], ev["classes"], out_dir / png)
-            label = f"confusion matrix of {name}, {split} split, {protocol}, rows normalized"
-            text += f"\n![{label}]({png})\n"
-        parts.append(text)
+        for ev in run.evaluations:
+            parts.append(_evaluation(ev, name, out_dir))
     return "\n".join(parts)
+
+
+def _evaluation(ev: dict, name: str, out_dir: Path) -> str:
+    split, tta = ev.get("split", "test"), bool(ev.get("tta"))
+    protocol = "with flip test-time augmentation" if tta else "without test-time augmentation"
+    command = f"reslab eval{' --split val' if split == 'val' else ''}{' --tta' if tta else ''}"
+    text = f"### {name}, {split} split{', TTA' if tta else ''}\n\n"
+    text += f"`{command}`, {split} split, {protocol}: "
+    text += f"top-1 {_pct(ev.get('top1'))}, top-5 {_pct(ev.get('top5'))}.\n"
+    if ev.get("confusion") and ev.get("classes"):
+        label = name if (split, tta) == ("test", False) else f"{name}-{split}{'-tta' * tta}"
+        png = f"confusion-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
+        plot_confusion(ev["confusion"], ev["classes"], out_dir / png)
+        label = f"confusion matrix of {name}, {split} split, {protocol}, rows normalized"
+        text += f"\n![{label}]({png})\n"
+    return text
 
 
 def _remove_stale_figures(out_dir: Path, text: str) -> None:

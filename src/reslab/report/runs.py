@@ -18,13 +18,14 @@ except ModuleNotFoundError:  # Python 3.10
 
 @dataclass
 class RunRecord:
-    """One run directory: config.toml, metrics.jsonl rows, summary.json and eval.json."""
+    """One run directory: config.toml, metrics.jsonl rows, summary.json and the results of
+    `reslab eval` (one per split and TTA)."""
 
     path: Path
     config: dict
     metrics: list[dict]  # one row per epoch, in file order
     summary: dict = field(default_factory=dict)  # empty for an unfinished run
-    evaluation: dict = field(default_factory=dict)  # eval.json from `reslab eval`, if any
+    evaluations: list[dict] = field(default_factory=list)  # from `reslab eval`, eval.json first
 
     @property
     def name(self) -> str:
@@ -74,5 +75,5 @@ def load_run(path: str | Path) -> RunRecord:
         config,
         run.read_metrics(),
         _read_json(run.summary),
-        _read_json(run.evaluation),
+        [ev for ev in map(_read_json, run.evaluations()) if ev],
     )

@@ -1,12 +1,9 @@
-"""Tables printed on the terminal: rich on a terminal, plain aligned text otherwise (piped or
-redirected output keeps every name whole)."""
+"""The zoo's table, as `reslab models` prints it and docs/models.md shows it: one row per
+registered model (its costs from costs.json, the error of its shipped weights from their
+manifests). The command prints it from cli.json, which `scripts/gen_docs.py` makes from these
+rows, so that listing the zoo needs no torch."""
 
 from __future__ import annotations
-
-import sys
-
-from rich.console import Console
-from rich.table import Table
 
 from reslab.errors import ConfigError
 from reslab.models import get_spec, list_models
@@ -58,30 +55,7 @@ def model_rows(pattern: str = "*") -> list[list[str]]:
     return rows
 
 
-def models_table(pattern: str = "*", console: Console | None = None) -> None:
-    rows = model_rows(pattern)
-    console = console or Console()
-    if not console.is_terminal:
-        widths = [max(len(col), *(len(r[i]) for r in rows)) for i, (col, _) in enumerate(COLUMNS)]
-        for cells in ([c for c, _ in COLUMNS], *rows):
-            just = [
-                cell.ljust(w) if j == "left" else cell.rjust(w)
-                for cell, w, (_, j) in zip(cells, widths, COLUMNS, strict=True)
-            ]
-            sys.stdout.write("  ".join(just).rstrip() + "\n")
-        _footnote(sys.stdout.write)
-        return
-    table = Table(title=None, box=None, header_style="bold")
-    for col, just in COLUMNS:
-        table.add_column(col, justify=just, no_wrap=True)
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
-    _footnote(lambda text: console.print(text.rstrip()))
-
-
-def _footnote(write) -> None:
-    write(
-        "paper error: CIFAR-10 test error as published (ImageNet: torchvision's top-1); reslab "
-        "error: reslab's shipped weights on the JPEG copy of CIFAR-10 (docs/pretrained.md)\n"
-    )
+FOOTNOTE = (
+    "paper error: CIFAR-10 test error as published (ImageNet: torchvision's top-1); reslab "
+    "error: reslab's shipped weights on the JPEG copy of CIFAR-10 (docs/pretrained.md)"
+)

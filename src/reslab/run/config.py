@@ -97,6 +97,10 @@ def parse_duration(text: str | float | int) -> float:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text)
     s = str(text).strip().lower()
+    if s.startswith("-"):
+        raise ConfigError(
+            f"time_budget: {text!r} is negative; give a duration of 0 (off) or more, e.g. 10m"
+        )
     parts, pos = [], 0
     while pos < len(s):
         m = _PART.match(s, pos)
@@ -292,8 +296,9 @@ class TrainConfig:
             if check is not None:
                 _check(check.ok(value), f.name, value, check.expected)
         length.check_limits(self)
+        ms = self.milestones
         _check(
-            all(0 < m < 1 for m in self.milestones) and self.milestones == sorted(self.milestones),
+            all(0 < m < 1 for m in ms) and all(a < b for a, b in zip(ms, ms[1:], strict=False)),
             "milestones",
             self.milestones,
             "increasing fractions of the run in (0, 1)",

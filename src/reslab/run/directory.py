@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +26,56 @@ def default_location(*parts: str) -> Path:
     return Path("runs", *(re.sub(r"[^A-Za-z0-9_.-]+", "_", p) or "_" for p in parts))
 
 
+def pretrained_location(name: str) -> Path:
+    """Where the outputs of shipped weights go when not told (they live inside the package):
+    runs/pretrained/NAME/, for `reslab eval` and `reslab export` alike."""
+    return default_location("pretrained", name)
+
+
+FILE, FOLDER = "file", "folder"
+
+
+def check_output(
+    path: str | Path, kind: str, what: str = "--out", *, new_folders: bool = False
+) -> Path:
+    """Fail early, in one line, where `path` cannot receive a `kind` output (FILE or FOLDER):
+    the wrong kind of thing is there, its folder is missing, or the folder is not writable.
+    A folder output may be created with its parents; a file's folder must exist unless
+    `new_folders` (a default location, made as needed). Creates nothing; returns a Path."""
+    if str(path).strip() == "":
+        raise UserError(f"{what} is empty; give a {kind} to write to")
+    try:
+        return _check_output(Path(path), kind, what, new_folders)
+    except OSError as e:  # a name too long, a loop of links: what the system says of it
+        raise UserError(f"{what} {path}: {e.strerror}") from None
+
+
+def _check_output(path: Path, kind: str, what: str, new_folders: bool) -> Path:
+    if kind == FOLDER and path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file, not a folder; give a folder to write into")
+    if kind == FILE and path.is_dir():
+        raise UserError(f"{what} {path} is a folder; give a file name inside it")
+    folder = path if kind == FOLDER else path.parent
+    if kind == FILE and not new_folders and not folder.is_dir():
+        raise UserError(f"{what} {path}: folder {folder} does not exist; create it first")
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise UserError(f"{what} {path}: {existing} is a file, not a folder")
+    _check_writable(existing, what, path)
+    return path
+
+
+def _check_writable(folder: Path, what: str, path: Path) -> None:
+    # Permission bits do not tell: root ignores them, a read-only mount does not show in them.
+    # Creating (and removing) a file is the one sure test.
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".reslab-write-test-")
+    except OSError as e:
+        raise UserError(f"{what} {path}: cannot write into {folder} ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -35,8 +86,8 @@ class RunDir:
         self.best = self.checkpoints / "best.pt"
         self.weights = self.path / "model.safetensors"
         self.summary = self.path / "summary.json"
-        self.evaluation = self.path / "eval.json"  # from `reslab eval`
-        self.confusion = self.path / "confusion.png"  # from `reslab eval`
+        self.evaluation = self.path / "eval.json"  # `reslab eval` of the test split, no TTA
+        self.confusion = self.path / "confusion.png"  # its figure
         self.report = self.path / "report.md"  # from `reslab report` and `reslab train`
         self.curves = self.path / "curves.png"  # the report's figure
         self.report_html = self.path / "report.html"  # a report with its figures inlined
@@ -49,6 +100,19 @@ class RunDir:
         data = dataset.split("/")[-1] or "data"
         return cls(default_location(f"{model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"))
 
+    def evaluation_files(self, split: str, tta: bool) -> tuple[Path, Path]:
+        """(results, confusion figure) of `reslab eval` on `split`, with or without TTA: one
+        pair per protocol, so that no evaluation overwrites another. The test split without
+        TTA keeps the names runs have always had (eval.json, confusion.png)."""
+        if split == "test" and not tta:
+            return self.evaluation, self.confusion
+        protocol = f"{split}-tta" if tta else split
+        return self.path / f"eval.{protocol}.json", self.path / f"confusion.{protocol}.png"
+
+    def evaluations(self) -> list[Path]:
+        """Every evaluation's results file in the folder, eval.json first."""
+        return sorted(self.path.glob("eval*.json"), key=lambda p: (p != self.evaluation, p.name))
+
     def model_file(self) -> Path | None:
         """What the run directory stands for as a model: its final weights, or its last
         checkpoint while unfinished; None before the first checkpoint."""
@@ -60,9 +124,7 @@ class RunDir:
     @classmethod
     def check(cls, path: str | Path, force: bool) -> RunDir:
         """Fail early if `path` cannot become a new run directory; create nothing yet."""
-        run = cls(path)
-        if run.path.exists() and not run.path.is_dir():
-            raise UserError(f"--out {run.path} exists and is not a directory")
+        run = cls(check_output(path, FOLDER))
         if run.path.is_dir() and any(run.path.iterdir()) and not force:
             raise UserError(
                 f"run directory {run.path} already exists; pass --resume {run.path} to "

@@ -80,6 +80,11 @@ class Length:
         """Whether the step just taken is its epoch's last: the epoch is full, or the run is."""
         return batch >= self.steps_per_epoch or step >= self.total_steps
 
+    def epoch_steps(self, step: int, batch: int) -> int:
+        """Steps the epoch now at `batch` (overall step `step`) will have: a full epoch, or
+        fewer where the run ends inside it."""
+        return min(self.steps_per_epoch, batch + self.total_steps - step)
+
     def resize(self, total: int) -> None:
         self.total_steps = min(self.cap, total)
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)

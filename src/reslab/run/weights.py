@@ -109,7 +109,7 @@ def _shipped(spec: Spec) -> Trained:
     w = shipped.find(spec.name)
     m = w.manifest
     data = {k: m[k] for k in ("classes", "mean", "std", "in_channels", "image_size")}
-    data["dataset"] = m["config"]["dataset"]
+    data |= {"dataset": m["config"]["dataset"], "digests": m["data_digests"] or {}}
     card = {"dataset": m["dataset"], "test_acc": m["test_acc"]}
     state = shipped.read_verified(w)
     return Trained(state, m["model"], dict(m["config"]), data, w.name, w.file, card)

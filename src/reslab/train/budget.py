@@ -67,6 +67,9 @@ class NoBudget:
     def spent(self) -> float:
         return 0.0
 
+    def left(self) -> float | None:
+        return None  # no budget: nothing to count down
+
 
 NO_BUDGET = NoBudget()
 

@@ -24,7 +24,7 @@ from reslab.metrics import EvalResult, evaluate_batches
 from reslab.run.checkpoint import save_checkpoint
 from reslab.run.directory import RunDir
 from reslab.train.budget import NoBudget, TimeBudget, clock
-from reslab.train.progress import ProgressDisplay
+from reslab.train.progress import Left, ProgressDisplay
 from reslab.train.runtime import rng_state, set_rng_state
 from reslab.train.setup import Setup
 from reslab.train.stop import GracefulStop, StopRequested
@@ -156,7 +156,7 @@ def train_loop(
         while not length.finished(pos.step, pos.epoch):
             meter, meter_state = EpochMeter(s.device, meter_state), None
             display.total_epochs = length.epochs  # a time budget may have re-sized the run
-            display.start_epoch(pos.epoch, length.steps_per_epoch, pos.batch)
+            display.start_epoch(pos.epoch, length.epoch_steps(pos.step, pos.batch), pos.batch)
             checked, shown, interrupt = pos.step, clock(), False
             watch.start()
             for x, y in s.train_loader.iter_epoch(pos.epoch, start_batch=pos.batch):
@@ -184,7 +184,7 @@ def train_loop(
                     budget.refit(pos.step)  # the machine's speed may change: fit to time left
                     end = length.ends_epoch(pos.step, pos.batch)
                 if clock() - shown >= display.every_s or (at_check and end):
-                    _show(s, pos, meter, watch, display)  # host-device sync, rate-limited
+                    _show(s, pos, meter, watch, display, budget)  # host-device sync, rate-limited
                     shown = clock()
                 if end or interrupt:
                     break
@@ -222,14 +222,16 @@ def _check_finite(s: Setup, run: RunDir, pos: Position, recent: torch.Tensor, fi
         )
 
 
-def _show(s: Setup, pos: Position, meter: EpochMeter, watch: Stopwatch, display) -> None:
+def _show(s: Setup, pos: Position, meter: EpochMeter, watch: Stopwatch, display, budget) -> None:
     if display.quiet:
         return
     loss, acc, n = meter.read()  # this rank's samples: other ranks show nothing
     elapsed = meter.seconds + watch.now() - pos.wall_time_s
     lr = s.optimizer.param_groups[0]["lr"]
     display.total_epochs = s.length.epochs
-    display.update(pos.batch, loss, acc, lr, n / elapsed if elapsed else 0.0)
+    display.set_epoch_steps(s.length.epoch_steps(pos.step, pos.batch))  # a budget re-sizes
+    left = Left(s.length.total_steps - pos.step, budget.left())
+    display.update(pos.batch, loss, acc, lr, n / elapsed if elapsed else 0.0, left)
 
 
 def _stopped_message(stop: GracefulStop, pos: Position, run: RunDir) -> str:

@@ -3,7 +3,7 @@ config of `reslab train`: defaults < recipe < TOML file < flags."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,10 +160,19 @@ def compose_config(
     recipe: str | None = None,
     file: str | Path | None = None,
     flags: Mapping[str, object] | None = None,
+    *,
+    options: Iterable[str] = (),
 ) -> TrainConfig:
     """The config of `reslab train`: defaults < recipe < TOML file < flags. The recipe is
-    `recipe`, else the file's `recipe` key, else DEFAULT_RECIPE."""
+    `recipe`, else the file's `recipe` key, else DEFAULT_RECIPE. `options` are the command
+    line's own (out, resume, ...): a file that sets one is told that only a flag sets it."""
     file_values = read_toml(file) if file else {}
+    for key in file_values:
+        if key in options and key != "recipe":
+            raise ConfigError(
+                f"{key} (in {file}) is a command-line option, not a config key: pass "
+                f"--{key.replace('_', '-')} to reslab train"
+            )
     name = recipe or str(file_values.pop("recipe", DEFAULT_RECIPE))
     file_values.pop("recipe", None)
     return build_config(get_recipe(name).overrides, file_values, flags or {})

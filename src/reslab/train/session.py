@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from reslab.errors import ConfigError
+from reslab.io import plural
 from reslab.models import count_params
 from reslab.run.checkpoint import load_checkpoint, save_weights
 from reslab.run.config import TrainConfig, read_toml, saved_config
@@ -182,6 +183,7 @@ def _run(s: Setup, run: RunDir, pos: Position, meter_state, hooks: Hooks, starte
     watch = Stopwatch(pos, s.device)
     budget = _budget(s, pos, started, watch)
     hooks.display.header(_header(s, pos))
+    log.debug(f"config: {json.dumps(s.config.to_dict())}")  # --verbose: every setting, resolved
     try:
         pos = train_loop(s, run, pos, meter_state, hooks, budget, watch)
         result = _finish(s, run, pos, hooks.display, budget)
@@ -203,7 +205,7 @@ def _header(s: Setup, pos: Position) -> str:
     size = (
         "as many as the budget affords"
         if n.unbounded
-        else f"{n.epochs} epochs, {n.total_steps:,} steps"
+        else f"{plural(n.epochs, 'epoch')}, {plural(n.total_steps, 'step')}"
     )
     budget = (
         f"; time budget {c.time_budget:g} s: the length is sized to it after a probe"
@@ -213,7 +215,8 @@ def _header(s: Setup, pos: Position) -> str:
     return (
         f"{c.model} ({count_params(s.model):,} params, norm {c.norm}) on {d.name}: "
         f"{len(s.train_loader.labels):,} train / {val:,} val / {len(d.test):,} test images; "
-        f"{s.device.type}, {c.precision}; {n.steps_per_epoch} steps of {c.batch_size} per epoch, "
+        f"{s.device.type}, {c.precision}; {plural(n.steps_per_epoch, 'step')} of {c.batch_size} "
+        "per epoch, "
         f"{size}, {where}{budget}"
     )
 
@@ -255,9 +258,10 @@ def _finish(s: Setup, run: RunDir, pos: Position, display, budget) -> TrainResul
         if budget.budgeted
         else ""
     )
+    top5 = f"top-5 {100 * test.top5:.2f}%, " if s.data.num_classes > 5 else ""
     display.message(
-        f"test accuracy {100 * test.top1:.2f}% (top-5 {100 * test.top5:.2f}%, "
-        f"loss {test.loss:.4f}) after {pos.step} steps{spent}; run directory: {run.path}"
+        f"test accuracy {100 * test.top1:.2f}% ({top5}"
+        f"loss {test.loss:.4f}) after {plural(pos.step, 'step')}{spent}; run directory: {run.path}"
     )
     return TrainResult(run.path, summary, final)
 

@@ -70,6 +70,7 @@ def data_record(d: DataSplits) -> dict:
         "std": list(d.std),
         "in_channels": d.in_channels,
         "image_size": list(d.image_size),
+        "digests": dict(d.digests),  # which data, wherever it lies (`reslab eval` compares)
     }
 
 
