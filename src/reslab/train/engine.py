@@ -10,9 +10,10 @@ on the device and are read at check points only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -91,6 +92,14 @@ class Stopwatch:
         self.pos.wall_time_s += seconds
         return seconds
 
+    @contextlib.contextmanager
+    def paused(self, meter: EpochMeter) -> Iterator[None]:
+        """Work inside the steps that is not training (a checkpoint, a measurement): the time
+        up to it goes to the epoch's `meter`, the time it takes to neither."""
+        meter.seconds += self.stop()
+        yield
+        self.start()
+
 
 def train_step(s: Setup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with s.autocast():
@@ -168,11 +177,10 @@ def train_loop(
                     s.ema.update_parameters(s.model)
                 pos.step += 1
                 pos.batch += 1
-                budget.stepped(pos.step)  # the probe: times the first steps, then sizes the run
+                budget.stepped(pos.step)  # a time budget times the first steps, then sizes the run
                 if hooks.probe.due(pos.step, length.total_steps):
-                    meter.seconds += watch.stop()  # measuring is not training
-                    hooks.probe.measure(s.model, pos.step)
-                    watch.start()
+                    with watch.paused(meter):
+                        hooks.probe.measure(s.model, pos.step)
                 end = length.ends_epoch(pos.step, pos.batch)
                 at_check = end or pos.step - checked >= k
                 interrupt = world.agree(
@@ -189,9 +197,8 @@ def train_loop(
                 if end or interrupt:
                     break
                 if checkpoints.due(at_check):  # mid-epoch: resumes exactly, as after a SIGINT
-                    meter.seconds += watch.stop()
-                    checkpoints.save(pos, meter)
-                    watch.start()
+                    with watch.paused(meter):
+                        checkpoints.save(pos, meter)
             meter.seconds += watch.stop()
             if interrupt:
                 checkpoints.save(pos, meter)
