@@ -20,9 +20,8 @@ TINY = Budget(
 )
 
 
-@pytest.fixture(autouse=True)
-def _data_dir(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("RESLAB_DATA", str(tmp_path_factory.getbasetemp() / "data"))
+# The session's data directory, where the sample is decoded once (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("reslab_data")
 
 
 def batch_facts(model, x, y, config):
@@ -32,11 +31,10 @@ def batch_facts(model, x, y, config):
 
 def test_a_probed_run_writes_a_row_when_due_and_a_spec_may_ask_for_more_seeds(tmp_path):
     probe = ProbeSpec(batch_facts, points=2, images=40)
-    grid = [RunSpec("probed", dict(model="small_cnn"), probe=probe, seeds=2),
-            RunSpec("plain", dict(model="small_cnn"))]  # fmt: skip
+    grid = [RunSpec("probed", dict(model="small_cnn"), probe=probe, seeds=2)]
     exp = Experiment("p", "p", "p", lambda budget: grid, lambda results, out: [])
     results = run_experiment(exp, TINY, tmp_path, seeds=1, log=lambda m: None)
-    assert [r.record.name for r in results.runs] == ["probed-s0", "probed-s1", "plain-s0"]
+    assert [r.record.name for r in results.runs] == ["probed-s0", "probed-s1"]
     rows = read_probes(tmp_path / "runs" / "probed-s0")
     assert [r["step"] for r in rows] == [0, 2, 4]  # the start, then every 4 // 2 steps
     assert all(r["images"] == 40 and r["training"] for r in rows)
@@ -44,7 +42,6 @@ def test_a_probed_run_writes_a_row_when_due_and_a_spec_may_ask_for_more_seeds(tm
     assert rows[0]["labels"] == rows[-1]["labels"]  # the same images every time
     other = read_probes(tmp_path / "runs" / "probed-s1")
     assert other[0]["labels"] != rows[0]["labels"]  # drawn by each seed, not class-ordered
-    assert not RunDir(tmp_path / "runs" / "plain-s0").probes.exists()
 
 
 def test_reading_back_keeps_the_last_row_of_each_step_and_skips_a_cut_line(tmp_path):
