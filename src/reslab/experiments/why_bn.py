@@ -574,9 +574,11 @@ EXPERIMENT = Experiment(
     "why-bn",
     "Why BatchNorm works: covariate shift and smoothness, both measured",
     f"The BN paper's fully connected net ({MLP}: 3 hidden layers of 100 sigmoids, batches of "
-    f"60, plain SGD) with and without BN, on Fashion-MNIST (and MNIST where its files are "
-    f"found; at least {MLP_SEEDS} seeds); and {CNN} (VGG-11 at 1/8 of its width) on the "
-    "budget's CIFAR-10 with BN, BN followed by injected noise, and no norm (SGD with momentum). "
+    f"60, plain SGD for {PAPER_STEPS:,} steps, {MLP_STEPS['quick']:,} at `quick`) with and "
+    "without BN, on Fashion-MNIST (and MNIST where its files are found; at least "
+    f"{MLP_SEEDS} seeds); and {CNN} (VGG-11 at 1/8 of its width) on the budget's CIFAR-10, "
+    "for the budget's epochs, with BN, BN followed by injected noise, and no norm (SGD with "
+    "momentum). "
     "Every run is measured as it trains: layer-input percentiles, and for the VGG runs with "
     "and without BN each layer's covariate shift and the loss and gradient down the gradient.",
     runs,
