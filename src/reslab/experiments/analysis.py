@@ -299,7 +299,8 @@ def why_open(protocol: Protocol, iv: Interval, seeds: int, hours: float = 0.0) -
             f" Even {limit} seeds per arm would not decide it if the gap and the spread stay as "
             "measured; longer runs might move the gap itself."
         )
-    cost = f", about {hours * (need - seeds) / seeds:.1f} h more training here" if hours else ""
+    more = _duration(hours * 3600 * (need - seeds) / seeds)
+    cost = f", about {more} more training here" if hours else ""
     return (
         f" If the gap and the spread stay as measured, {need} seeds per arm would decide it "
         f"(the interval shrinks as 1/sqrt(seeds){cost})."
