@@ -436,16 +436,22 @@ def _santurkar_noise(results, figures: Path) -> Section:
 
 
 def _per_layer(result, column: int) -> tuple[list, list]:
-    """A run's covariate shift per layer (column 0: l2, 1: cosine), averaged over time."""
+    """A run's covariate shift per layer (column 0: l2, 1: cosine), averaged over time as the
+    verdict averages it: the l2 distance in log10 (a geometric mean; a few large steps would
+    outweigh the rest in a plain mean), the cosine as it is."""
     rows = after_start(result)
     if not rows:
         return [], []
     values = [[r["shift"][i][column] for r in rows] for i in range(len(rows[0]["shift"]))]
-    means = [
-        statistics.fmean(v for v in col if v == v) if any(v == v for v in col) else math.nan
-        for col in values
-    ]
+    means = [_time_mean(col, log=column == 0) for col in values]
     return list(range(2, len(means) + 1)), means[1:]  # the first layer has nothing below it
+
+
+def _time_mean(values: list[float], log: bool) -> float:
+    kept = [v for v in values if v == v and (not log or 0 < v < math.inf)]
+    if not kept:
+        return math.nan
+    return 10 ** statistics.fmean(map(math.log10, kept)) if log else statistics.fmean(kept)
 
 
 def _santurkar_shift(results, figures: Path) -> Section:
@@ -481,7 +487,8 @@ def _santurkar_shift(results, figures: Path) -> Section:
         figures=[path],
         captions=[
             "||G - G'|| and cos(G, G') of each layer above the first (which has nothing below "
-            "it), each run's mean over its measurements after the start"
+            "it), each run's mean over its measurements after the start (for ||G - G'|| the "
+            "geometric mean, as the verdict reads it in log10)"
         ],
         headers=["norm", "log10 ||G - G'||", "cos(G, G')"],
         rows=[
