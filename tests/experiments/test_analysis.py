@@ -23,6 +23,7 @@ from reslab.experiments.analysis import (
     t_cdf,
     t_quantile,
     welch_interval,
+    why_open,
 )
 
 stats = pytest.importorskip("scipy.stats")
@@ -174,6 +175,10 @@ def test_more_seeds_are_priced_from_the_interval():
     assert seeds_to_decide(better, Interval(0.0, 0.003, 1), 2) is not None  # rules out 1 point
     matches = Protocol("m", MATCHES, 0.01, "-")
     assert seeds_to_decide(matches, Interval(0.01, 0.003, 1), 2) is None  # on the bound
+    # What the 3 more seeds of each arm cost, from what the 2 seeds took.
+    assert "about 1.50 h more training" in why_open(better, iv, 2, hours=1.0)
+    assert "about 9 min more training" in why_open(better, iv, 2, hours=0.1)
+    assert "about 27 s more training" in why_open(better, iv, 2, hours=0.005)
 
 
 def test_a_part_refutes_a_claim_only_on_the_interval_held_over_all_parts():

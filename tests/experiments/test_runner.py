@@ -8,6 +8,7 @@ import pytest
 from reslab.errors import UserError
 from reslab.experiments import EXPERIMENTS, Budget, Experiment, RunSpec, run_experiment
 from reslab.experiments import runner as runner_module
+from reslab.run.directory import RunDir
 
 TINY = Budget(
     "tiny",
@@ -47,6 +48,7 @@ def test_grid_runs_then_skips_finished_runs(tmp_path, monkeypatch):
     assert all(r.status == "diverged" and r.diverged_at >= 1 for r in bad)
     status = json.loads((tmp_path / "runs" / "diverges-s0" / "status.json").read_text())
     assert "lower learning rate" in status["message"]
+    assert not any(RunDir(r.record.path).probes.exists() for r in results.runs)  # no probe
 
     def must_not_train(*a, **k):
         raise AssertionError("a finished run was trained again")

@@ -35,6 +35,10 @@ PARAMS = {
     # 9 convs per stage: stage 8 18*(576+16); stage 16 1,184 + 17*2,336; stage 32 4,672 +
     # 17*9,280
     "resnet56_w8": 214_546,
+    # 784*100 + 2*100*100 (no biases: BN shifts) + 3 BN of 2*100; fc 100*10+10
+    "mlp3_sigmoid": 100_010,
+    # convs 3*8*9 + 8*16*9 + 16*32*9 + 32*32*9 + 32*64*9 + 3*(64*64*9); BN 2*344; fc 64*10+10
+    "vgg11_w8": 145_554,
 }
 # Every norm choice of the small networks, exactly (GroupNorm has no 1-d form: the hidden layer
 # of the CNN then has a bias and no norm).
@@ -46,6 +50,11 @@ SMALL_PARAMS = {
     ("small_cnn_relu_bn", "groupnorm"): 694_026,
     ("small_cnn_relu_bn", "none"): 693_962,
     ("small_resnet", "batchnorm-scratch"): 175_258,
+    # the injected noise has no parameters; without a norm each layer has a bias instead
+    ("mlp3_sigmoid", "batchnorm-noisy"): 100_010,
+    ("mlp3_sigmoid", "none"): 99_710,
+    ("vgg11_w8", "batchnorm-noisy"): 145_554,
+    ("vgg11_w8", "none"): 145_210,
     ("small_resnet", "groupnorm"): 175_258,
     ("small_resnet", "none"): 174_698,
 }

@@ -1,14 +1,16 @@
 """The training loop on the shipped sample: run directory, resume, stop, divergence."""
 
 import json
+import time
 
 import pytest
 import torch
 
 from reslab.errors import ConfigError, DivergenceError, UserError
 from reslab.infer import load
+from reslab.metrics import untouched
 from reslab.run.checkpoint import load_checkpoint, save_checkpoint
-from reslab.train import build_config, fit, resume
+from reslab.train import build_config, engine, fit, resume
 from reslab.train.stop import StopRequested
 from tests.conftest import tiny_settings
 
@@ -211,3 +213,57 @@ def test_a_run_cut_mid_epoch_by_max_steps_goes_on_with_a_larger_one(tmp_path, ti
 
 def _raise(error):
     raise error
+
+
+class EveryFifthStep:
+    """A probe as an experiment's: a forward pass in training mode (which would move BN's
+    statistics) on a model it leaves as it found it."""
+
+    def __init__(self):
+        self.steps, self.totals = [], set()
+
+    def due(self, step, total_steps):
+        self.totals.add(total_steps)
+        return step % 5 == 0
+
+    def measure(self, model, step):
+        with untouched(model):
+            model(torch.randn(4, 3, 32, 32))
+        self.steps.append(step)
+
+
+def test_a_probed_run_is_measured_when_due_and_trains_as_an_unprobed_one(tmp_path, tiny):
+    config = tiny(12, deterministic=True)
+    probe = EveryFifthStep()
+    probed = fit(config, tmp_path / "probed", quiet=True, probe=probe)
+    assert probe.steps == [0, 5, 10] and probe.totals == {12}  # the start, then when due
+    # Unprobed up to a stop at step 7 (its resume is bit-identical), probed after it.
+    with pytest.raises(StopRequested):
+        fit(config, tmp_path / "split", quiet=True, should_stop=lambda step: step == 7)
+    again = EveryFifthStep()
+    unprobed = resume(tmp_path / "split", quiet=True, probe=again)
+    assert again.steps == [10]  # from the checkpoint's step on
+    for (name, a), b in zip(
+        probed.model.state_dict().items(), unprobed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_a_probe_takes_none_of_the_training_time(tmp_path, tiny, monkeypatch):
+    """Measuring is not training: a probe that takes an hour by the loop's clock leaves the
+    epoch's time and the run's training time short of it."""
+    taken = [0.0]
+    monkeypatch.setattr(engine, "clock", lambda: time.perf_counter() + taken[0])
+
+    class AnHour:
+        def due(self, step, total_steps):
+            return step % 5 == 0
+
+        def measure(self, model, step):
+            taken[0] += 3600.0
+
+    fit(tiny(12), tmp_path / "run", quiet=True, probe=AnHour())
+    assert taken[0] == 3 * 3600.0  # steps 0, 5 and 10
+    assert sum(row["epoch_time_s"] for row in _rows(tmp_path / "run")) < 3600.0
+    position = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["position"]
+    assert position["wall_time_s"] < 3600.0

@@ -244,6 +244,7 @@ class Protocol:
     registered: str = REGISTERED
     changes: tuple[str, ...] = ()  # "DATE: what changed, after which results"
     paired: bool = True  # results paired by seed (False: independent draws, Welch)
+    margin_words: str = ""  # the margin in words, where it is not in points of accuracy
 
     def decide(self, iv: Interval) -> str:
         """The verdict on the lead `iv` (claim's side minus the other, positive = as claimed)."""
@@ -260,6 +261,7 @@ class Protocol:
         changed = "".join(f" Changed {c}." for c in self.changes)
         points = 100 * self.margin
         margin = "" if self.test == LARGER else f"margin {points:g} point{'s' * (points != 1)}; "
+        margin = f"margin {self.margin_words}; " if self.margin_words else margin
         return (
             f"Protocol (registered {self.registered}): {self.metric}; test: {self.test}, "
             f"{TESTS[self.test]}; {margin}learning rates: {self.lrs}; at least {self.seeds} "
@@ -297,7 +299,8 @@ def why_open(protocol: Protocol, iv: Interval, seeds: int, hours: float = 0.0) -
             f" Even {limit} seeds per arm would not decide it if the gap and the spread stay as "
             "measured; longer runs might move the gap itself."
         )
-    cost = f", about {hours * (need - seeds) / seeds:.1f} h more training here" if hours else ""
+    more = _duration(hours * 3600 * (need - seeds) / seeds)
+    cost = f", about {more} more training here" if hours else ""
     return (
         f" If the gap and the spread stay as measured, {need} seeds per arm would decide it "
         f"(the interval shrinks as 1/sqrt(seeds){cost})."

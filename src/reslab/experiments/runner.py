@@ -71,11 +71,12 @@ def _train_or_resume(
 ) -> dict:
     """Train the run, or resume it from its last checkpoint; how it ended, for status.json."""
     config = run_config(spec, seed, budget, dataset, threads)
+    probed = {"probe": spec.probe.start(config, run_dir)} if spec.probe else {}
     try:
         if RunDir(run_dir).last.is_file():
-            resume(run_dir, _threads(threads), quiet=quiet)
+            resume(run_dir, _threads(threads), quiet=quiet, **probed)
         else:
-            fit(config, run_dir, force=True, quiet=quiet)
+            fit(config, run_dir, force=True, quiet=quiet, **probed)
     except DivergenceError as e:
         return {"status": "diverged", "message": str(e), "diverged_at": e.step}
     return {"status": "done"}
@@ -173,13 +174,14 @@ def run_experiment(
     """Run the grid (skipping finished runs, resuming interrupted ones). `model` replaces the
     network of an experiment that takes one; `data_dir` is where its data set lives."""
     dataset = dataset or budget.dataset
+    if data_dir:  # every run reads its data set from there
+        budget = dataclasses.replace(budget, overrides={**budget.overrides, "data_dir": data_dir})
     specs = experiment.grid(budget, model)
     model = experiment.network(budget, model)
-    if data_dir:  # every run reads the data set from there
-        budget = dataclasses.replace(budget, overrides={**budget.overrides, "data_dir": data_dir})
     names = [s.name for s in specs]
     assert len(set(names)) == len(names), f"duplicate run names in {experiment.name}"
-    grid = [(s, k, out / "runs" / f"{s.name}-s{k}") for s in specs for k in range(seeds)]
+    grid = [(s, k, out / "runs" / f"{s.name}-s{k}") for s in specs
+            for k in range(max(seeds, s.seeds))]  # fmt: skip
     if parallel > 1:
         todo = [(s, k, budget, dataset, d) for s, k, d in grid if not _status_file(d).is_file()]
         for spec, seed, *_ in todo:  # every config valid here, before any worker starts

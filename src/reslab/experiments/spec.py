@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reslab.errors import ConfigError
+from reslab.experiments.probe import ProbeSpec
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,10 @@ BUDGETS = {
             "full CIFAR-10 (45k/5k), cosine schedule with one epoch of warmup, 2 seeds; each "
             "experiment sized to about an hour on 2 CPU cores: degradation on the narrow nets "
             "(8-16-32 channels) at depths 20 and 56 for 5 epochs, BN and the optimizers on the "
-            "small CNN (7 and 6 epochs), placement on resnet20 for 6 epochs",
+            "small CNN (7 and 6 epochs), placement on resnet20 for 6 epochs, why-bn's narrow "
+            "VGG for 12 epochs",
             seeds=2,
-            epochs_for={"batchnorm": 7, "optimizers": 6, "placement": 6},
+            epochs_for={"batchnorm": 7, "optimizers": 6, "placement": 6, "why-bn": 12},
             model_for={"batchnorm": "small_cnn", "optimizers": "small_cnn"},
             narrow=True,
         ),
@@ -112,6 +114,10 @@ class RunSpec:
     name: str  # unique within the experiment; the run directory's name
     overrides: dict  # config keys of this run, over the budget's
     group: dict = field(default_factory=dict)  # labels for analysis, e.g. {"norm": "none"}
+    probe: ProbeSpec | None = None  # what the run measures as it trains
+    # The fewest seeds this run's claims need (cheap runs whose claims need more than the
+    # budget's); 0: as many as every run has.
+    seeds: int = 0
 
 
 @dataclass(frozen=True)

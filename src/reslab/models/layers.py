@@ -38,6 +38,41 @@ def _identity(_channels: int) -> nn.Module:
     return nn.Identity()
 
 
+NOISE_SPREAD, NOISE_SHIFT = 0.5, 1.0  # StepShift's scale 1 +- spread and shift +- shift
+
+
+class StepShift(nn.Module):
+    """Covariate shift injected on purpose (Santurkar et al. 2018, arXiv:1805.11604, Sec. 2.1):
+    in training mode, every unit (a channel of a feature map, a feature of a flat input) is
+    scaled by a factor drawn from U(1 - spread, 1 + spread) and shifted by an offset drawn
+    from U(-shift, shift), both redrawn at every forward pass (one per training step) and shared
+    by every sample and position of the batch. So the distribution the next layer sees moves by
+    a random mean and variance at every step, however steady the layer before it. In eval mode
+    it is the identity, the draws' mean. The paper draws its noise per activation of each
+    sample, from a distribution whose mean and variance change at every step; drawing it per
+    unit keeps the part the covariate-shift story is about, the step-to-step move of each
+    unit's distribution, without the per-sample noise."""
+
+    def __init__(self, features: int, spread: float = NOISE_SPREAD, shift: float = NOISE_SHIFT):
+        super().__init__()
+        self.features, self.spread, self.shift = features, spread, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        shape = (1, self.features) + (1,) * (x.dim() - 2)
+        u = torch.rand(2, *shape, device=x.device, dtype=x.dtype) * 2 - 1  # U(-1, 1)
+        return x * (1 + self.spread * u[0]) + self.shift * u[1]
+
+    def extra_repr(self) -> str:
+        return f"{self.features}, scale 1 +- {self.spread:g}, shift +- {self.shift:g}"
+
+
+def noisy(norm: NormLayer) -> NormLayer:
+    """`norm`, then a `StepShift` of its output."""
+    return lambda features: nn.Sequential(norm(features), StepShift(features))
+
+
 @dataclass(frozen=True)
 class Norm:
     """How a network normalizes: a factory for feature maps, one for flat features (None where
@@ -53,6 +88,11 @@ NORMS: dict[str, Norm] = {
     "batchnorm": Norm(nn.BatchNorm2d, nn.BatchNorm1d, help="torch's BatchNorm"),
     "batchnorm-scratch": Norm(
         ScratchBatchNorm2d, ScratchBatchNorm1d, help="reslab's BatchNorm, from first principles"
+    ),
+    "batchnorm-noisy": Norm(
+        noisy(nn.BatchNorm2d),
+        noisy(nn.BatchNorm1d),
+        help="torch's BatchNorm, then a random per-unit scale and shift redrawn every step",
     ),
     "groupnorm": Norm(group_norm, None, help="GroupNorm, 32 groups of >= 4 channels"),
     "none": Norm(_identity, _identity, conv_bias=True, help="no normalization"),

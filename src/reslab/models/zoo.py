@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from reslab.models.blocks import (
     BasicBlock,
     Bottleneck,
@@ -9,9 +11,11 @@ from reslab.models.blocks import (
     PreActBottleneck,
     ReluBNBasicBlock,
 )
+from reslab.models.mlp import MLP
 from reslab.models.registry import ModelSpec, register
 from reslab.models.resnet9 import ResNet9
 from reslab.models.small import SmallCNN
+from reslab.models.vgg import VGG, VGG11, scaled
 
 IMAGENET = (3, 224, 224)
 CIFAR = (3, 32, 32)
@@ -248,8 +252,39 @@ def _register_small() -> None:
     )
 
 
+def _register_bn_studies() -> None:
+    # The networks of the two papers on why BN works: the BN paper's fully connected net (3
+    # hidden layers of 100 sigmoid units, for 28x28 digits; Ioffe & Szegedy 2015, Sec. 4.1),
+    # and VGG-11 at 1/8 of its width (8 convolutions, no skip path), the CIFAR-10 VGG of
+    # Santurkar et al. 2018 (arXiv:1805.11604) shaped for a CPU's budget.
+    register(
+        ModelSpec(
+            name="mlp3_sigmoid",
+            family="small",
+            arch=dict(hidden=(100, 100, 100), activation=nn.Sigmoid),
+            num_classes=10,
+            input_size=(1, 28, 28),
+            shortcut="none",
+            builder=MLP,
+            sized=True,
+        )
+    )
+    register(
+        ModelSpec(
+            name="vgg11_w8",
+            family="small",
+            arch=dict(layout=scaled(VGG11, 8)),
+            num_classes=10,
+            input_size=CIFAR,
+            shortcut="none",
+            builder=VGG,
+        )
+    )
+
+
 _register_imagenet()
 _register_cifar()
 _register_variants()
 _register_other_layouts()
 _register_small()
+_register_bn_studies()

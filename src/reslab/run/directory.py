@@ -92,6 +92,7 @@ class RunDir:
         self.curves = self.path / "curves.png"  # the report's figure
         self.report_html = self.path / "report.html"  # a report with its figures inlined
         self.status = self.path / "status.json"  # how an experiment's run ended
+        self.probes = self.path / "probes.jsonl"  # what an experiment measured as the run trained
 
     @classmethod
     def default(cls, model: str, dataset: str) -> RunDir:

@@ -10,12 +10,15 @@ on the device and are read at check points only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
+from torch import nn
 
 from reslab.errors import CheckpointError, DivergenceError
 from reslab.metrics import EvalResult, evaluate_batches
@@ -89,6 +92,14 @@ class Stopwatch:
         self.pos.wall_time_s += seconds
         return seconds
 
+    @contextlib.contextmanager
+    def paused(self, meter: EpochMeter) -> Iterator[None]:
+        """Work inside the steps that is not training (a checkpoint, a measurement): the time
+        up to it goes to the epoch's `meter`, the time it takes to neither."""
+        meter.seconds += self.stop()
+        yield
+        self.start()
+
 
 def train_step(s: Setup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with s.autocast():
@@ -101,13 +112,37 @@ def train_step(s: Setup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
     return loss.detach(), (logits.argmax(1) == y).sum()
 
 
+class Probe(Protocol):
+    """Measurements taken while the model trains (an experiment's, along the trajectory). The
+    loop asks `due` before the first step and after every step, and calls `measure` when it
+    is; measuring is not training time. `measure` must leave the model, its buffers and the
+    random streams as it found them, so that a probed run trains as an unprobed one."""
+
+    def due(self, step: int, total_steps: int) -> bool: ...
+
+    def measure(self, model: nn.Module, step: int) -> None: ...
+
+
+class NoProbe:
+    def due(self, step: int, total_steps: int) -> bool:
+        return False
+
+    def measure(self, model: nn.Module, step: int) -> None:
+        raise AssertionError("never due")
+
+
+NO_PROBE = NoProbe()
+
+
 @dataclass
 class Hooks:
-    """What a caller adds to the loop: what it shows, where metrics also go, when to stop."""
+    """What a caller adds to the loop: what it shows, where metrics also go, when to stop,
+    what it measures on the way."""
 
     display: ProgressDisplay
     should_stop: Callable[[int], bool] = lambda step: False
     writer: object | None = None  # a TensorBoard SummaryWriter
+    probe: Probe = NO_PROBE
 
 
 def train_loop(
@@ -124,6 +159,8 @@ def train_loop(
     k, world, length, display = s.config.check_every, s.world, s.length, hooks.display
     recent = torch.zeros(k, device=s.device)  # the last k step losses, read at check points
     checkpoints = Checkpoints(s, run, budget)
+    if hooks.probe.due(pos.step, length.total_steps):  # the start: step 0, or a resumed step
+        hooks.probe.measure(s.model, pos.step)
     with GracefulStop() as stop:
         while not length.finished(pos.step, pos.epoch):
             meter, meter_state = EpochMeter(s.device, meter_state), None
@@ -140,7 +177,10 @@ def train_loop(
                     s.ema.update_parameters(s.model)
                 pos.step += 1
                 pos.batch += 1
-                budget.stepped(pos.step)  # the probe: times the first steps, then sizes the run
+                budget.stepped(pos.step)  # a time budget times the first steps, then sizes the run
+                if hooks.probe.due(pos.step, length.total_steps):
+                    with watch.paused(meter):
+                        hooks.probe.measure(s.model, pos.step)
                 end = length.ends_epoch(pos.step, pos.batch)
                 at_check = end or pos.step - checked >= k
                 interrupt = world.agree(
@@ -157,9 +197,8 @@ def train_loop(
                 if end or interrupt:
                     break
                 if checkpoints.due(at_check):  # mid-epoch: resumes exactly, as after a SIGINT
-                    meter.seconds += watch.stop()
-                    checkpoints.save(pos, meter)
-                    watch.start()
+                    with watch.paused(meter):
+                        checkpoints.save(pos, meter)
             meter.seconds += watch.stop()
             if interrupt:
                 checkpoints.save(pos, meter)

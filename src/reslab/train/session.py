@@ -26,7 +26,16 @@ from reslab.run.length import LIMITS
 from reslab.run.weights import resolve
 from reslab.train import distributed
 from reslab.train.budget import NO_BUDGET, NoBudget, TimeBudget, clock
-from reslab.train.engine import Hooks, Position, Stopwatch, evaluate, restore, train_loop
+from reslab.train.engine import (
+    NO_PROBE,
+    Hooks,
+    Position,
+    Probe,
+    Stopwatch,
+    evaluate,
+    restore,
+    train_loop,
+)
 from reslab.train.progress import ProgressDisplay
 from reslab.train.runtime import seed_everything
 from reslab.train.setup import Setup, build
@@ -56,9 +65,11 @@ def fit(
     quiet: bool = False,
     should_stop: Callable[[int], bool] | None = None,
     started: float | None = None,
+    probe: Probe = NO_PROBE,
 ) -> TrainResult:
     """Train from scratch into the run directory `out`. A --time-budget counts from `started`
-    (a `reslab.train.budget.clock()` reading; default: now)."""
+    (a `reslab.train.budget.clock()` reading; default: now). `probe` measures the model on the
+    way (`reslab.train.engine.Probe`)."""
     started = clock() if started is None else started
     config.validate()
     # `--precision auto` becomes this machine's choice, recorded so that a resume keeps it.
@@ -72,7 +83,8 @@ def fit(
     run = RunDir.create(out, force) if world.is_main else RunDir(out)
     if world.is_main:
         run.write_config(config.to_dict())
-    return _run(s, run, Position(), None, _hooks(s, run, live, quiet, should_stop), started)
+    hooks = _hooks(s, run, live, quiet, should_stop, probe)
+    return _run(s, run, Position(), None, hooks, started)
 
 
 def resume(
@@ -83,6 +95,7 @@ def resume(
     quiet: bool = False,
     should_stop: Callable[[int], bool] | None = None,
     started: float | None = None,
+    probe: Probe = NO_PROBE,
 ) -> TrainResult:
     """Continue the run in `out` from its last checkpoint, exactly where it stopped.
 
@@ -104,7 +117,7 @@ def resume(
         log.info(f"note: {run.path} has no checkpoint yet; starting its run over from step 0")
         config = saved_config(read_toml(run.config), overrides)
         return fit(config, run.path, force=True, live=live, quiet=quiet,
-                   should_stop=should_stop, started=started)  # fmt: skip
+                   should_stop=should_stop, started=started, probe=probe)  # fmt: skip
     state = load_checkpoint(run.last)
     config = saved_config(state["config"], overrides)
     seed_everything(config.seed, config.deterministic)
@@ -113,7 +126,8 @@ def resume(
     if s.world.is_main:
         run.truncate_metrics(pos.epoch)
         run.write_config(config.to_dict())
-    return _run(s, run, pos, meter_state, _hooks(s, run, live, quiet, should_stop), started)
+    hooks = _hooks(s, run, live, quiet, should_stop, probe)
+    return _run(s, run, pos, meter_state, hooks, started)
 
 
 def fit_restartable(
@@ -134,7 +148,7 @@ def fit_restartable(
     return fit(config, out, force=force, quiet=quiet, started=started)
 
 
-def _hooks(s: Setup, run: RunDir, live, quiet, should_stop) -> Hooks:
+def _hooks(s: Setup, run: RunDir, live, quiet, should_stop, probe: Probe) -> Hooks:
     main = s.world.is_main
     # Other ranks stay silent; with several ranks the bar would need a collective per refresh.
     display = ProgressDisplay(s.length.epochs, enabled=False if s.world.enabled else live,
@@ -144,7 +158,7 @@ def _hooks(s: Setup, run: RunDir, live, quiet, should_stop) -> Hooks:
         from torch.utils.tensorboard import SummaryWriter  # present: checked by check_runtime
 
         writer = SummaryWriter(log_dir=str(run.path / "tensorboard"))
-    return Hooks(display, should_stop or (lambda step: False), writer)
+    return Hooks(display, should_stop or (lambda step: False), writer, probe)
 
 
 def _budget(s: Setup, pos: Position, started: float, watch: Stopwatch) -> TimeBudget | NoBudget:
