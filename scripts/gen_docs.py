@@ -8,7 +8,9 @@ docs page. `python scripts/gen_docs.py` rewrites them; `--check` exits 1 when a 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -66,28 +68,122 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h ({seconds:,.0f} s)"
 
 
-def depth_table() -> str:
-    """The shipped weights of the depth family, as their manifests record them."""
+def _depth_family() -> list[tuple[int, float, dict | None]]:
+    """(depth, the paper's error %, the shipped manifest or None) for each depth."""
     from reslab.models import get_spec, pretrained
+
+    shipped = pretrained.shipped()
+    return [
+        (d, get_spec(f"resnet{d}").reference_error,
+         getattr(shipped.get(f"resnet{d}.{DEPTH_TAG}"), "manifest", None))
+        for d in DEPTHS
+    ]  # fmt: skip
+
+
+def _error(m: dict) -> tuple[float, float | None]:
+    """Test error in points, and the half-width of its 95% interval from the test images alone
+    (binomial; the spread between training seeds is not in it)."""
+    p, n = 1 - m["test_acc"], m.get("test_images")
+    return 100 * p, (196 * math.sqrt(p * (1 - p) / n) if n else None)
+
+
+def depth_table() -> str:
+    """The shipped weights of the depth family, as their manifests record them, and what they
+    say about depth."""
     from reslab.models.costs import costs
 
-    shipped, rows = pretrained.shipped(), []
-    for depth in DEPTHS:
-        name = f"resnet{depth}"
-        cost, paper = costs(name), get_spec(name).reference_error
-        m = shipped.get(f"{name}.{DEPTH_TAG}", pretrained.Weights({})).manifest
-        trained = [
-            f"{100 * (1 - m['test_acc']):.2f} ({100 * m['test_acc']:.2f}% accuracy)",
-            str(m["epochs"]),
-            m["config"]["precision"],
-            _hours(m["wall_time_s"]),
-            m["device"],
-        ] if m else ["not trained yet", "-", "-", "-", "-"]  # fmt: skip
+    rows = []
+    for depth, paper, m in _depth_family():
+        name, cost = f"resnet{depth}", costs(f"resnet{depth}")
+        trained = ["not trained yet", "-", "-", "-", "-"]
+        if m:
+            err, half = _error(m)
+            trained = [
+                f"{err:.2f}" + (f" ± {half:.2f}" if half else "") + f" ({100 - err:.2f}% accuracy)",
+                str(m["epochs"]),
+                m["config"]["precision"],
+                _hours(m["wall_time_s"]),
+                m["device"],
+            ]
         rows.append([f"`{name}.{DEPTH_TAG}`", f"{paper:.2f}", trained[0], f"{cost['params']:,}",
                      f"{cost['flops'] / 1e9:.3g}", *trained[1:]])  # fmt: skip
-    columns = ["weights", "paper error % (original pixels)", "reslab error % (JPEG copy)",
-               "params", "GFLOPs", "epochs", "precision", "training time", "machine"]  # fmt: skip
-    return markdown_table(columns, rows)
+    columns = ["weights", "paper error % (original pixels)",
+               "reslab error % (JPEG copy, 95% interval)", "params", "GFLOPs", "epochs",
+               "precision", "training time", "machine"]  # fmt: skip
+    return markdown_table(columns, rows) + "\n\n" + depth_verdict()
+
+
+# The family's targets, fixed before its runs: no deeper model worse than a
+# shallower one by more than this many points ...
+WORSE_BY_AT_MOST = 0.3
+# ... and ResNet-56 at least this accurate, and this many points above ResNet-20.
+RESNET56_AT_LEAST, RESNET56_GAIN = 89.0, 1.0
+
+
+def depth_verdict() -> str:
+    """Whether error falls with depth on this data, in words, from the manifests alone."""
+    done = [(d, _error(m)[0]) for d, _, m in _depth_family() if m]
+    if len(done) < 2:
+        return "Whether error falls with depth: not known yet (fewer than two depths trained)."
+    pairs = [(a, b, eb - ea) for (a, ea), (b, eb) in itertools.combinations(done, 2)]
+    rises = [(a, b, gap) for a, b, gap in pairs if gap > 0]
+    step = " -> ".join(f"{e:.2f}" for _, e in done)
+    names = "/".join(str(d) for d, _ in done)
+    if not rises:
+        lines = [f"Error falls with depth on this data: {step}% for ResNet-{names}."]
+    else:
+        worst = max(rises, key=lambda r: r[2])
+        lines = [
+            f"Error does not fall with every added depth on this data: {step}% for "
+            f"ResNet-{names}; {len(rises)} of {len(pairs)} deeper-than pairs are worse, the most "
+            f"ResNet-{worst[1]} against ResNet-{worst[0]}, by {worst[2]:.2f} points."
+        ]
+    over = [r for r in rises if r[2] > WORSE_BY_AT_MOST]
+    lines.append(
+        f"Target, no deeper model worse by more than {WORSE_BY_AT_MOST} points: "
+        + ("met." if not over else "missed by " + ", ".join(
+            f"ResNet-{b} vs {a} ({gap - WORSE_BY_AT_MOST:.2f} over)" for a, b, gap in over) + ".")
+    )  # fmt: skip
+    errors = dict(done)
+    if 56 in errors:
+        acc = 100 - errors[56]
+        lines.append(
+            f"Target, ResNet-56 at least {RESNET56_AT_LEAST}% accurate: {acc:.2f}%, "
+            + ("met." if acc >= RESNET56_AT_LEAST else f"missed by {RESNET56_AT_LEAST - acc:.2f}.")
+        )
+        if 20 in errors:
+            gain = errors[20] - errors[56]
+            lines.append(
+                f"Target, ResNet-56 at least {RESNET56_GAIN} point above ResNet-20: "
+                f"{gain:+.2f}, "
+                + (
+                    "met." if gain >= RESNET56_GAIN else f"missed by {RESNET56_GAIN - gain:.2f}."
+                )  # fmt: skip
+            )
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def depth_figure(path: Path) -> bool:
+    """Error against depth, the paper's and reslab's; False (nothing drawn) before any depth
+    is trained."""
+    from reslab.report.curves import pyplot, save_figure
+
+    family = _depth_family()
+    done = [(d, *_error(m)) for d, _, m in family if m]
+    if not done:
+        return False
+    fig, ax = pyplot().subplots(figsize=(5, 3.4))
+    ax.plot([d for d, *_ in family], [p for _, p, _ in family], "s--", color="0.45",
+            label="paper (original pixels, 64k steps)")  # fmt: skip
+    ax.errorbar([d for d, *_ in done], [e for _, e, _ in done],
+                yerr=[h or 0 for *_, h in done], fmt="o-", capsize=3, color="C0",
+                label=f"reslab (JPEG copy, {DEPTH_TAG.split('_')[0]})")  # fmt: skip
+    ax.set(xlabel="depth (layers)", ylabel="test error % (CIFAR-10)", xticks=list(DEPTHS),
+           title="Error against depth, ResNet-20/32/44/56")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return True
 
 
 def norms_table() -> str:
@@ -121,6 +217,9 @@ def costs_json() -> str:
     return json.dumps({name: measure(name) for name in list_models()}, indent=1) + "\n"
 
 
+# Figures drawn from the same facts (not checked: a PNG is not compared byte for byte).
+FIGURES = {DOCS / "figures" / "depth.png": depth_figure}
+
 # Files written whole: path -> content maker. cli.json after costs.json, whose figures it shows.
 FILES = {COSTS_FILE: costs_json, CLI_FILE: describe_commands_json}
 
@@ -138,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(page)
             if not args.check:
                 path.write_text(new)
+    for path, draw in FIGURES.items() if not args.check else ():
+        draw(path)
     for path, make in FILES.items() if not args.check else ():  # tests check these themselves
         new = make()
         if not path.is_file() or path.read_text() != new:

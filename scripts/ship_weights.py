@@ -18,12 +18,15 @@ tell whether DIR holds that data.
 
 The run's own files are the source of every figure: summary.json (test accuracy, read once at
 the end of training), metrics.jsonl (the final epoch's validation accuracy), config.toml.
+A run whose process was stopped for a while (SIGSTOP, Ctrl-Z: its recorded training time counts
+the stop) ships with --stopped-s SECONDS, taken out of its training time and recorded as such.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import sys
 from pathlib import Path
@@ -49,6 +52,13 @@ def portable(meta: dict) -> dict:
     return {**meta, "config": config, "data": data}
 
 
+@functools.cache
+def _load(data_folder: Path):
+    from reslab.data import load_dataset
+
+    return load_dataset(f"folder:{data_folder}")
+
+
 def data_digests(meta: dict, data_folder: Path | None) -> dict:
     """The checksums of the data the run trained on: recorded in its weights, or computed from
     --data (a run from before runs recorded them)."""
@@ -59,9 +69,17 @@ def data_digests(meta: dict, data_folder: Path | None) -> dict:
             "the run's weights record no data checksums (a run from before they did); pass "
             "--data FOLDER, the image folder it trained on"
         )
-    from reslab.data import load_dataset
+    return _load(data_folder).digests
 
-    return load_dataset(f"folder:{data_folder}").digests
+
+def test_images(summary: dict, data_folder: Path | None) -> int | None:
+    """How many images the run's test accuracy counts: recorded in its summary, or counted in
+    --data (a run from before summaries recorded it); None when neither says."""
+    if "test_images" in summary:
+        return summary["test_images"]
+    if data_folder is None:
+        return None
+    return len(_load(data_folder).test)
 
 
 def manifest_for(run: RunDir, args: argparse.Namespace) -> dict:
@@ -73,6 +91,12 @@ def manifest_for(run: RunDir, args: argparse.Namespace) -> dict:
         {**record.config, "dataset": meta["config"]["dataset"], "data_dir": ""},
         meta["data"],
     )
+    stopped = args.stopped_s or 0.0
+    if not 0 <= stopped < summary["wall_time_s"]:
+        raise UserError(
+            f"--stopped-s {stopped:g} is not between 0 and the run's recorded training time "
+            f"({summary['wall_time_s']:g} s)"
+        )
     n_val = config["val_split"]
     n_train = (
         "all of it, no validation split"
@@ -98,11 +122,13 @@ def manifest_for(run: RunDir, args: argparse.Namespace) -> dict:
         "config": config,
         "data_digests": data_digests(raw, args.data),
         "epochs": summary["epochs"],
-        "wall_time_s": summary["wall_time_s"],
+        "wall_time_s": round(summary["wall_time_s"] - stopped, 3),
         "device": args.device,
         "torch": summary["torch"],
         "reslab_commit": args.commit,
         "date": args.date or datetime.date.today().isoformat(),
+        "test_images": test_images(summary, args.data),
+        "stopped_s": stopped,
     }
 
 
@@ -119,8 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--data",
         type=Path,
-        help="the image folder the run trained on, where its weights do "
-        "not record the data's checksums",
+        help="the image folder the run trained on, where its weights do not record the "
+        "data's checksums (or its summary the number of test images)",
+    )
+    p.add_argument(
+        "--stopped-s",
+        type=float,
+        metavar="SECONDS",
+        help="seconds the run's process was stopped (SIGSTOP, Ctrl-Z) inside its recorded "
+        "training time: taken out of it, and recorded",
     )
     p.add_argument(
         "--into", type=Path, default=pretrained.WEIGHTS_DIR, help="folder (default: the package's)"

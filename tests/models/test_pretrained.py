@@ -80,8 +80,10 @@ def test_ship_weights_turns_a_run_into_loadable_weights(val_split, tiny_config, 
             "--default"]  # fmt: skip
     assert _ship_weights(*ship) == 0, capsys.readouterr().err
     manifest = json.loads((tmp_path / "w" / "small_cnn.t.json").read_text())
-    assert list(manifest) == list(pretrained.MANIFEST_KEYS)
+    assert list(manifest) == [*pretrained.MANIFEST_KEYS, *pretrained.OPTIONAL_KEYS]
     assert manifest["test_acc"] == run.summary["test_acc"] and manifest["default"] is True
+    assert manifest["test_images"] == run.summary["test_images"] > 0
+    assert manifest["wall_time_s"] == run.summary["wall_time_s"] and manifest["stopped_s"] == 0
     last = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert manifest["val_acc"] == (last[-1]["val_acc"] if val_split else None)
     assert ("all but 100 held out" in manifest["split"]) == bool(val_split)
@@ -127,6 +129,21 @@ def test_ship_weights_refuses_a_run_it_cannot_ship(files, why, tmp_path, capsys)
     assert not (tmp_path / "w").exists()
 
 
+def test_ship_weights_takes_stopped_time_out_of_training_time(tiny_config, tmp_path, capsys):
+    run = reslab.fit(tiny_config(), tmp_path / "run", quiet=True)
+    recorded = run.summary["wall_time_s"]
+    ship = [run.run_dir, "--tag", "t", "--into", tmp_path / "w", "--dataset", "d", "--device",
+            "d", "--commit", "c", "--recipe", "r", "--stopped-s"]  # fmt: skip
+    for wrong in (-1, recorded, recorded + 60):
+        assert _ship_weights(*ship, wrong) == 2
+        assert "is not between 0 and the run's recorded training time" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+    assert _ship_weights(*ship, recorded / 4) == 0
+    manifest = json.loads((tmp_path / "w" / "small_cnn.t.json").read_text())
+    assert manifest["stopped_s"] == recorded / 4
+    assert manifest["wall_time_s"] == pytest.approx(recorded * 3 / 4, abs=1e-3)
+
+
 def test_shipped_weights_name_their_data_by_checksum(tiny_config, tmp_path, monkeypatch, cli):
     """A run on an image folder ships without its path; `reslab eval --pretrained NAME
     --dataset folder:DIR` then says whether DIR holds the data it was trained and tested on."""
@@ -136,9 +153,15 @@ def test_shipped_weights_name_their_data_by_checksum(tiny_config, tmp_path, monk
     tree = write_tree(tmp_path / "mydata", per_class=40, classes=("cat", "dog"))
     config = tiny_config(dataset=f"folder:{tree}", val_split=0, data_dir=str(tmp_path / "dd"))
     run = reslab.fit(config, tmp_path / "run", quiet=True).run_dir
+    # A run from before summaries counted the test images: --data counts them.
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["test_images"]
+    (run / "summary.json").write_text(json.dumps(summary))
     assert _ship_weights(run, "--tag", "t", "--into", tmp_path / "w", "--dataset", "my data",
-                         "--device", "d", "--commit", "c", "--recipe", "r") == 0  # fmt: skip
+                         "--device", "d", "--commit", "c", "--recipe", "r",
+                         "--data", tree) == 0  # fmt: skip
     manifest = (tmp_path / "w" / "small_cnn.t.json").read_text()
+    assert json.loads(manifest)["test_images"] == len(list((tree / "test").rglob("*.jpg")))
     assert str(tmp_path) not in manifest and '"dataset": "folder:mydata"' in manifest
     assert str(tmp_path).encode() not in (tmp_path / "w" / "small_cnn.t.safetensors").read_bytes()
     digests = load_dataset(f"folder:{tree}", tmp_path / "dd").digests

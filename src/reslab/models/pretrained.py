@@ -43,11 +43,16 @@ MANIFEST_KEYS = (
     # folder is named by its folder's name alone (folder:cifar10), never the trainer's path
     "data_digests",  # split -> checksum of the decoded data (reslab.data.DataSplits.digests)
     "epochs",
-    "wall_time_s",
+    "wall_time_s",  # training time: the sum of the run's epoch times (steps only)
     "device",  # the hardware it trained on, in words
     "torch",  # torch version
     "reslab_commit",  # git commit of the code that trained it
     "date",  # YYYY-MM-DD
+)
+OPTIONAL_KEYS = (  # in manifests written since they were added; absent from older ones
+    "test_images",  # how many test images `test_acc` counts (for its sampling interval)
+    "stopped_s",  # seconds the run's process was stopped (SIGSTOP, Ctrl-Z) inside its recorded
+    # training time, taken out of `wall_time_s`
 )
 
 

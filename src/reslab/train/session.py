@@ -242,6 +242,7 @@ def _finish(s: Setup, run: RunDir, pos: Position, display, budget) -> TrainResul
         "test_loss": test.loss,
         "test_acc": test.top1,
         "test_top5": test.top5,
+        "test_images": len(s.data.test),
         "wall_time_s": round(pos.wall_time_s, 3),
         "images_per_s": rows[-1]["images_per_s"] if rows else None,
         "device": str(s.device),
