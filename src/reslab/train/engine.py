@@ -29,6 +29,7 @@ from reslab.train.progress import Left, ProgressDisplay
 from reslab.train.runtime import rng_state, set_rng_state
 from reslab.train.setup import Setup
 from reslab.train.stop import GracefulStop, StopRequested
+from reslab.train.stopped import NeverStopped, StoppedTime
 
 log = logging.getLogger("reslab.train")
 
@@ -72,19 +73,22 @@ class EpochMeter:
 
 
 class Stopwatch:
-    """The run's training time: the seconds its steps took, evaluations and saves left out.
-    `start` when steps begin, `stop` before anything else; `now` reads it in between."""
+    """The run's training time: the seconds its steps took, evaluations and saves left out, and
+    time the process spent stopped (`stopped`: SIGSTOP, Ctrl-Z) too. `start` when steps begin,
+    `stop` before anything else; `now` reads it in between."""
 
-    def __init__(self, pos: Position, device: torch.device):
-        self.pos, self.device, self.mark = pos, device, clock()
+    def __init__(self, pos: Position, device: torch.device, stopped: StoppedTime | NeverStopped):
+        self.pos, self.device, self.stopped = pos, device, stopped
+        self.start()
 
     def start(self) -> None:
-        self.mark = clock()
+        self.mark, self.stopped_mark = clock(), self.stopped.seconds()
 
     def now(self) -> float:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # host-device sync: time the steps, not their queue
-        return self.pos.wall_time_s + clock() - self.mark
+        stopped = self.stopped.seconds() - self.stopped_mark
+        return self.pos.wall_time_s + clock() - self.mark - stopped
 
     def stop(self) -> float:
         """Add the time since `start` to the run's; returns it (for the epoch's)."""

@@ -39,6 +39,7 @@ from reslab.train.engine import (
 from reslab.train.progress import ProgressDisplay
 from reslab.train.runtime import seed_everything
 from reslab.train.setup import Setup, build
+from reslab.train.stopped import StoppedTime
 
 log = logging.getLogger("reslab.train")
 
@@ -180,12 +181,14 @@ def _budget(s: Setup, pos: Position, started: float, watch: Stopwatch) -> TimeBu
 
 
 def _run(s: Setup, run: RunDir, pos: Position, meter_state, hooks: Hooks, started: float):
-    watch = Stopwatch(pos, s.device)
+    stopped = StoppedTime()
+    watch = Stopwatch(pos, s.device, stopped)
     budget = _budget(s, pos, started, watch)
     hooks.display.header(_header(s, pos))
     log.debug(f"config: {json.dumps(s.config.to_dict())}")  # --verbose: every setting, resolved
     try:
-        pos = train_loop(s, run, pos, meter_state, hooks, budget, watch)
+        with stopped:
+            pos = train_loop(s, run, pos, meter_state, hooks, budget, watch)
         result = _finish(s, run, pos, hooks.display, budget)
         # Rank 0 writes the run's files after the last collective while the others are done:
         # meet before closing the connections, or a rank that tears its group down first can
