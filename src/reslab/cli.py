@@ -46,7 +46,14 @@ def describe_commands() -> dict:
     from reslab.experiments import BUDGETS, EXPERIMENTS
     from reslab.infer.evaluate import SPLITS
     from reslab.models.export import DEFAULT_INPUT, INPUTS
-    from reslab.report.tables import COLUMNS, FOOTNOTE, model_rows
+    from reslab.report.tables import (
+        COLUMNS,
+        FOOTNOTE,
+        WEIGHT_COLUMNS,
+        WEIGHT_FOOTNOTE,
+        model_rows,
+        weight_rows,
+    )
     from reslab.run.config import FIELDS, HINTS, describe, flag
     from reslab.run.device import DEVICES
     from reslab.train.recipes import DEFAULT_RECIPE, RECIPES
@@ -70,6 +77,7 @@ def describe_commands() -> dict:
         "experiments": {n: {"takes_model": bool(e.model)} for n, e in EXPERIMENTS.items()},
         "budgets": {b.name: b.note for b in BUDGETS.values()},
         "models": {"columns": COLUMNS, "rows": model_rows(), "footnote": FOOTNOTE},
+        "weights": {"columns": WEIGHT_COLUMNS, "rows": weight_rows(), "footnote": WEIGHT_FOOTNOTE},
     }
 
 
@@ -93,14 +101,19 @@ def _count(text: str) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    table = _tables()["models"]
+    table = _tables()["weights" if args.weights else "models"]
     rows = [r for r in table["rows"] if fnmatch.fnmatchcase(r[0], args.pattern)]
     if not rows:
+        what = "shipped weights match" if args.weights else "registered model matches"
         raise UserError(
-            f"no registered model matches {args.pattern!r}; try `reslab models` for all"
+            f"no {what} {args.pattern!r}; try `reslab models{' --weights' * args.weights}` for all"
         )
-    columns = [name for name, _ in table["columns"]]
-    left = [just == "left" for _, just in table["columns"]]
+    _print_table([name for name, _ in table["columns"]], rows, table["footnote"],
+                 [just == "left" for _, just in table["columns"]])  # fmt: skip
+    return 0
+
+
+def _print_table(columns: list[str], rows: list[list[str]], footnote: str, left: list[bool]):
     if not sys.stdout.isatty():  # piped: plain aligned text that keeps every name whole
         widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
         for cells in (columns, *rows):
@@ -109,8 +122,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 for c, w, lj in zip(cells, widths, left, strict=True)
             ]
             print("  ".join(just).rstrip())
-        print(table["footnote"])
-        return 0
+        print(footnote)
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -121,14 +134,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
         shown.add_row(*r)
     console = Console()
     console.print(shown)
-    console.print(table["footnote"])
-    return 0
+    console.print(footnote)
 
 
 def _add_models(sub) -> None:
-    p = sub.add_parser("models", help="list the registered networks")
+    p = sub.add_parser("models", help="list the registered networks, or the shipped weights")
     p.add_argument(
         "pattern", nargs="?", default="*", help="shell-style name filter, e.g. 'resnet*'"
+    )
+    p.add_argument(
+        "--weights",
+        action="store_true",
+        help="list the shipped weights (MODEL.TAG, for --pretrained) with their test error, "
+        "length, precision and training time",
     )
     p.set_defaults(func=_cmd_models)
 

@@ -38,3 +38,20 @@ def test_bad_subcommand_is_one_line_and_exit_2(cli):
     r = cli("trian")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_models_weights_lists_every_shipped_tag_as_its_manifest_says(cli):
+    r = cli("models", "--weights")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line for line in r.stdout.splitlines()[1:-1]}
+    assert set(rows) == set(pretrained.shipped())
+    for name, w in pretrained.shipped().items():
+        m, cells = w.manifest, rows[name].split()
+        assert f"{100 * (1 - m['test_acc']):.2f}" in cells and m["recipe"] == cells[-1]
+        assert ("yes" in cells) == m["default"]
+        assert f"{m['wall_time_s'] / 3600:.2f}" in cells and str(m["epochs"]) in cells
+    one = cli("models", "--weights", "resnet20.onecycle80_full*")
+    assert len(one.stdout.splitlines()) == 3  # header, the row, the footnote
+    none = cli("models", "--weights", "densenet*")
+    assert none.returncode == 2 and none.stderr.count("\n") == 1
+    assert "no shipped weights match 'densenet*'" in none.stderr

@@ -59,3 +59,44 @@ FOOTNOTE = (
     "paper error: CIFAR-10 test error as published (ImageNet: torchvision's top-1); reslab "
     "error: reslab's shipped weights on the JPEG copy of CIFAR-10 (docs/pretrained.md)"
 )
+
+
+WEIGHT_COLUMNS = (
+    ("weights", "left"),
+    ("default", "left"),
+    ("test error %", "right"),
+    ("test images", "right"),
+    ("epochs", "right"),
+    ("precision", "left"),
+    ("training h", "right"),
+    ("recipe", "left"),
+)
+
+
+def weight_rows() -> list[list[str]]:
+    """Every shipped weights file, as its manifest records it: what `--pretrained NAME` and
+    `create_model(NAME, pretrained=True)` load."""
+    rows = []
+    for name, w in sorted(shipped_weights.shipped().items()):
+        m = w.manifest
+        images = m.get("test_images")
+        rows.append(
+            [
+                name,
+                "yes" if m["default"] else "",
+                f"{100 * (1 - m['test_acc']):.2f}",
+                "-" if images is None else f"{images:,}",
+                str(m["epochs"]),
+                m["config"]["precision"],
+                f"{m['wall_time_s'] / 3600:.2f}",
+                m["recipe"],
+            ]
+        )
+    return rows
+
+
+WEIGHT_FOOTNOTE = (
+    "test error: on the test split of the data the weights were trained on, read once at the "
+    "end of training (docs/pretrained.md); training h: the steps' time, on the machine its "
+    "manifest names"
+)
