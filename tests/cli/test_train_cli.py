@@ -10,6 +10,8 @@ import time
 import pytest
 
 from reslab.run.checkpoint import load_checkpoint
+from reslab.run.config import read_toml
+from reslab.run.optim import OPTIMIZERS
 from reslab.train import fit
 from tests.conftest import run_cli, sample_jpegs, start_cli, tiny_flags
 from tests.hostile import write_pickle_payload_checkpoint
@@ -94,7 +96,7 @@ def trained(tmp_path_factory, tiny_config):
         (["--lr", "fast"], "invalid float value"),
         (["--batch-size", "0"], "batch_size"),
         (["--epochs", "0", "--max-steps", "0"], "epochs"),
-        (["--optimizer", "adagrad"], "allowed: sgd"),
+        (["--optimizer", "adagrad"], f"allowed: {', '.join(OPTIMIZERS)}"),
         (["--recipe", "nope"], "recipe: unknown value"),
         (["--model", "resnet2O"], "did you mean"),
         (["--dataset", "no-such-set"], "no-such-set"),
@@ -112,6 +114,17 @@ def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, cli, args, 
     assert needle in r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_train_takes_muon_and_its_lr(tmp_path, cli):
+    run = tmp_path / "run"
+    r = cli("train", *tiny_flags(max_steps=2), "--optimizer", "muon", "--muon-lr", "0.03",
+            "--out", run)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    saved = read_toml(run / "config.toml")
+    assert (saved["optimizer"], saved["muon_lr"]) == ("muon", 0.03)
+    groups = load_checkpoint(run / "checkpoints" / "last.pt")["optimizer"]["param_groups"]
+    assert [g["muon"] for g in groups] == [False, True]
 
 
 def test_unknown_config_key_in_toml(tmp_path, cli):

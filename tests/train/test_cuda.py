@@ -306,11 +306,13 @@ def test_sync_batchnorm_under_torchrun_on_cuda(runs):
         assert torch.isfinite(loaded.model(torch.zeros(2, 3, 32, 32))).all()
 
 
-def test_fp16_train_step_with_grad_scaler_on_cuda(tiny_config):
+@pytest.mark.parametrize("optimizer", ["sgd", "muon"])  # muon: reslab's own step, unscaled
+def test_fp16_train_step_with_grad_scaler_on_cuda(tiny_config, optimizer):
     from reslab.train.engine import train_step
     from reslab.train.setup import build
 
-    s = build(tiny_config(device=DEVICE, precision="fp16", channels_last=True, batch_size=64))
+    fp16 = dict(device=DEVICE, precision="fp16", channels_last=True, batch_size=64)
+    s = build(tiny_config(**fp16, optimizer=optimizer))
     assert s.scaler.is_enabled() and s.device.type == DEVICE
     before = {name: p.detach().clone() for name, p in s.model.named_parameters()}
     # A step whose scaled gradients overflow is skipped (and the scale halved): allow a few.

@@ -100,6 +100,21 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, tiny):
     assert [_without(r, clock) for r in split] == [_without(r, clock) for r in straight]
 
 
+def test_muon_lowers_the_loss_and_resumes_exactly(tmp_path, tiny):
+    config = tiny(30, deterministic=True, optimizer="muon")
+    (start,) = _rows(fit(tiny(1, optimizer="muon"), tmp_path / "step", quiet=True).run_dir)
+    straight = fit(config, tmp_path / "straight", quiet=True)
+    (end,) = _rows(tmp_path / "straight")
+    assert end["val_loss"] < start["val_loss"] - 0.2, (start, end)
+    with pytest.raises(StopRequested):
+        fit(config, tmp_path / "split", quiet=True, should_stop=lambda step: step == 11)
+    resumed = resume(tmp_path / "split", quiet=True)
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
 def _rows(run) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 

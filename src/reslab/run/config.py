@@ -203,10 +203,16 @@ class TrainConfig:
     # -- optimizer
     optimizer: str = option("sgd", "the optimizer", choices=OPTIMIZERS)
     lr: float = option(0.1, "peak learning rate", check=between(0, 1e6, "a number", open_low=True))
-    momentum: float = option(0.9, "SGD/Nesterov/RMSprop momentum; Adam's beta1", check=UNIT)
+    muon_lr: float = option(
+        0.02,
+        "muon: peak learning rate of the hidden conv and linear weights, which Muon updates; lr "
+        "is then that of the rest (first layer, classifier, norms, biases: Nesterov SGD)",
+        check=between(0, 1e6, "a number", open_low=True),
+    )
+    momentum: float = option(0.9, "SGD/Nesterov/RMSprop/Muon momentum; Adam's beta1", check=UNIT)
     weight_decay: float = option(
         1e-4,
-        "L2 penalty (decoupled for adamw)",
+        "L2 penalty (decoupled for adamw, and for the weights Muon updates)",
         check=between(0, 1, "a number"),
     )
     no_decay_norm_bias: bool = option(False, "keep norm weights and all biases out of weight decay")

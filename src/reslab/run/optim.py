@@ -9,24 +9,32 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from reslab.run.muon import Muon, hidden_weights
+
 
 class Settings(Protocol):
     """The config keys an optimizer is built from."""
 
     optimizer: str
     lr: float
+    muon_lr: float
     momentum: float
     weight_decay: float
     no_decay_norm_bias: bool
 
 
-# name -> builder(param_groups, config). Momentum doubles as Adam's beta1 so one flag tunes both.
-OPTIMIZERS: dict[str, Callable[[list[dict], Settings], torch.optim.Optimizer]] = {
-    "sgd": lambda g, c: torch.optim.SGD(g, lr=c.lr, momentum=c.momentum),
-    "nesterov": lambda g, c: torch.optim.SGD(g, lr=c.lr, momentum=c.momentum, nesterov=True),
-    "adam": lambda g, c: torch.optim.Adam(g, lr=c.lr, betas=(c.momentum, 0.999)),
-    "adamw": lambda g, c: torch.optim.AdamW(g, lr=c.lr, betas=(c.momentum, 0.999)),
-    "rmsprop": lambda g, c: torch.optim.RMSprop(g, lr=c.lr, momentum=c.momentum, alpha=0.9),
+# name -> builder(model, config). Momentum doubles as Adam's beta1 so one flag tunes both.
+OPTIMIZERS: dict[str, Callable[[nn.Module, Settings], torch.optim.Optimizer]] = {
+    "sgd": lambda m, c: torch.optim.SGD(_groups(m, c), lr=c.lr, momentum=c.momentum),
+    "nesterov": lambda m, c: torch.optim.SGD(
+        _groups(m, c), lr=c.lr, momentum=c.momentum, nesterov=True
+    ),
+    "adam": lambda m, c: torch.optim.Adam(_groups(m, c), lr=c.lr, betas=(c.momentum, 0.999)),
+    "adamw": lambda m, c: torch.optim.AdamW(_groups(m, c), lr=c.lr, betas=(c.momentum, 0.999)),
+    "rmsprop": lambda m, c: torch.optim.RMSprop(
+        _groups(m, c), lr=c.lr, momentum=c.momentum, alpha=0.9
+    ),
+    "muon": lambda m, c: Muon(muon_groups(m, c), lr=c.lr, momentum=c.momentum),
 }
 
 
@@ -52,6 +60,25 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_norm_bias: bool
     ]
 
 
+def _groups(model: nn.Module, config: Settings) -> list[dict]:
+    return param_groups(model, config.weight_decay, config.no_decay_norm_bias)
+
+
+def muon_groups(model: nn.Module, config: Settings) -> list[dict]:
+    """`param_groups` less the hidden weights, which form a last group of their own, for Muon at
+    `muon_lr` (they have two or more dimensions: they decay whatever `no_decay_norm_bias` says).
+    The plain groups come first, so the lr a run logs, the first group's, is `lr`'s. The rest
+    keeps the optimizer and lr it would have had, and Muon's weights get their own lr: how the
+    Muon repository's README (github.com/KellerJordan/Muon) replaces a tuned AdamW."""
+    hidden = hidden_weights(model)
+    ids = {id(p) for p in hidden.values()}
+    plain = [
+        {**g, "params": [p for p in g["params"] if id(p) not in ids]}
+        for g in _groups(model, config)
+    ]
+    muon = {"params": list(hidden.values()), "muon": True, "lr": config.muon_lr}
+    return [*plain, {**muon, "weight_decay": config.weight_decay}]
+
+
 def build_optimizer(model: nn.Module, config: Settings) -> torch.optim.Optimizer:
-    groups = param_groups(model, config.weight_decay, config.no_decay_norm_bias)
-    return OPTIMIZERS[config.optimizer](groups, config)
+    return OPTIMIZERS[config.optimizer](model, config)
