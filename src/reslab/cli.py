@@ -329,6 +329,7 @@ def _add_eval(sub) -> None:
         help="test, or val: the run's own hold-out",
     )  # fmt: skip
     p.add_argument("--tta", action="store_true", help="average with the mirrored image")
+    _add_config_flag(p, "tta_shift", _tables()["config"]["tta_shift"])
     p.add_argument(
         "--augmented",
         action="store_true",
@@ -337,8 +338,8 @@ def _add_eval(sub) -> None:
     )
     p.add_argument(
         "--out",
-        help="folder for the results (eval.json; eval.SPLIT[-tta][-augmented].json for other "
-        f"splits, --tta or --augmented) and the confusion matrix; {_BESIDE}",
+        help="folder for the results (eval.json; eval.SPLIT[-tta[-shiftN]][-augmented].json for "
+        f"other splits, --tta, --tta-shift N or --augmented) and the confusion matrix; {_BESIDE}",
     )
     p.add_argument(
         "--device", default="auto", choices=_tables()["devices"], help="where to evaluate"
@@ -354,15 +355,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from reslab.infer import evaluate
     from reslab.io import plural
     from reslab.report.evaluation import write_evaluation
+    from reslab.run.config import check_tta
 
+    shift = args.tta_shift or 0
+    check_tta(args.tta, shift)  # before the model loads
     loaded = _load_model(args)
     ev = evaluate(
-        loaded, args.dataset, args.split, args.tta, args.data_dir, args.device, args.augmented
-    )
+        loaded, args.dataset, args.split, args.tta, args.data_dir, args.device, args.augmented,
+        shift,
+    )  # fmt: skip
     json_path, png_path = write_evaluation(ev, args.out_path)
     top5 = f"  top-5 {100 * ev.top5:.2f}%" if len(ev.classes) > 5 else ""
+    tta = f" with TTA (flips, {shift}-pixel shifts)" if shift else " with TTA" * ev.tta
     print(
-        f"{args.split}{' with TTA' if ev.tta else ''}"
+        f"{args.split}{tta}"
         f"{' with the training augmentation on' if ev.augmented else ''}: "
         f"top-1 {100 * ev.top1:.2f}%{top5}  "
         f"loss {ev.loss:.4f}  ({plural(ev.count, 'image')})"

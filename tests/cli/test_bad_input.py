@@ -38,6 +38,7 @@ OUT_OF_RANGE = {
     "dataset": "imagenet-1k",
     "milestones": "0.9 0.1",
     "checkpoint_every": "-1",
+    "tta_shift": "9",
 }
 # Values that parse as numbers but no run could mean: refused up front, in one line.
 ABSURD = {
@@ -98,6 +99,7 @@ def test_bad_flag_values(tmp_path, capsys, monkeypatch, key, value):
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["train", "--time-budget", "-5"], "time_budget: '-5' is negative"),
         (["predict", "--pretrained", "resnet20"], "predict: no image files given"),
+        (["train", "--tta-shift", "2", "--out", "{tmp}/r"], "tta_shift: 2 shifts the TTA views"),
     ],
 )
 def test_bad_commands(tmp_path, capsys, monkeypatch, args, needle):

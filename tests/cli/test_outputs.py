@@ -104,6 +104,55 @@ def test_each_split_and_tta_keeps_its_own_result_and_the_report_shows_all(cli, r
     assert "`reslab eval --split val --tta`, val split, with flip test-time augmentation" in text
 
 
+def test_tta_with_shifts_keeps_its_own_result_beside_the_flips_and_says_which(cli, run_copy):
+    flips = cli("eval", run_copy, "--tta")
+    shifts = cli("eval", run_copy, "--tta", "--tta-shift", "2")
+    assert flips.returncode == 0 and shifts.returncode == 0, flips.stderr + shifts.stderr
+    assert flips.stdout.startswith("test with TTA: top-1 ")
+    assert shifts.stdout.startswith("test with TTA (flips, 2-pixel shifts): top-1 ")
+    assert "eval.test-tta-shift2.json and " in shifts.stdout
+    flip = json.loads((run_copy / "eval.test-tta.json").read_text())
+    shift = json.loads((run_copy / "eval.test-tta-shift2.json").read_text())
+    assert (flip["tta_shift"], shift["tta"], shift["tta_shift"], shift["count"]) == (
+        0,
+        True,
+        2,
+        1000,
+    )
+    assert shift["loss"] != flip["loss"] and (run_copy / "confusion.test-tta-shift2.png").is_file()
+    assert cli("report", run_copy).returncode == 0
+    text = (run_copy / "report.md").read_text()
+    assert (
+        "`reslab eval --tta --tta-shift 2`, test split, with flip and 2-pixel translation" in text
+    )
+    assert "`reslab eval --tta`, test split, with flip test-time augmentation" in text
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--tta", "--tta-shift", "-1"], "tta_shift: bad value -1; expected an integer in [0, 8]"),
+        (["--tta", "--tta-shift", "9"], "tta_shift: bad value 9"),
+        (["--tta", "--tta-shift", "x"], "argument --tta-shift: invalid int value: 'x'"),
+        (["--tta-shift", "2"], "tta_shift: 2 shifts the TTA views, but tta is off; add --tta"),
+    ],
+)
+def test_a_bad_tta_shift_is_one_line_before_the_model_loads(
+    cli, run_copy, monkeypatch, flags, needle
+):
+    import reslab.infer
+
+    def load(*args, **kwargs):
+        raise AssertionError("loaded the model before checking --tta-shift")
+
+    monkeypatch.setattr(reslab.infer, "load", load)
+    before = _tree(run_copy)
+    r = cli("eval", run_copy, *flags)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
+    assert _tree(run_copy) == before
+
+
 def test_eval_with_the_training_augmentation_left_on_is_kept_apart_and_repeatable(cli, run_copy):
     plain = cli("eval", run_copy)
     augmented = cli("eval", run_copy, "--augmented")

@@ -50,6 +50,17 @@ def test_train_then_eval_predict_report(tmp_path, data_dir, cli):
     assert r.returncode == 0 and (tmp_path / "cmp" / "report.md").is_file()
 
 
+def test_train_with_shifted_tta_scores_what_eval_with_the_same_flags_scores(tmp_path, cli):
+    run = tmp_path / "run"
+    r = cli("train", *tiny_flags(tta=True, tta_shift=2, val_split=0), "--out", run)
+    assert r.returncode == 0, r.stderr
+    assert "tta_shift = 2" in (run / "config.toml").read_text()
+    r = cli("eval", run, "--tta", "--tta-shift", "2")
+    assert r.returncode == 0, r.stderr
+    evaluation = json.loads((run / "eval.test-tta-shift2.json").read_text())
+    assert evaluation["top1"] == json.loads((run / "summary.json").read_text())["test_acc"]
+
+
 @pytest.mark.parametrize(
     ("command", "needle"),
     [

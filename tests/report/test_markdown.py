@@ -80,6 +80,20 @@ def test_evaluation_protocol_is_labelled_and_old_figures_do_not_pile_up(tmp_path
     ]
 
 
+def test_a_tta_shift_is_labelled_and_results_from_before_shifts_read_as_flips(tmp_path):
+    ev = {"top1": 0.5, "top5": 0.9, "split": "test", "tta": True, "tta_shift": 2,
+          "classes": ["cat", "dog"], "confusion": [[3, 1], [2, 4]]}  # fmt: skip
+    text = write_report([fake_run(tmp_path / "r", evaluation=ev)], tmp_path / "out").read_text()
+    assert "### r, test split, TTA shift 2\n" in text
+    assert (
+        "`reslab eval --tta --tta-shift 2`, test split, with flip and 2-pixel translation " in text
+    )
+    assert (tmp_path / "out" / "confusion-r-test-tta-shift2.png").is_file()
+    del ev["tta_shift"]  # eval.test-tta.json as written before shifts existed
+    text = write_report([fake_run(tmp_path / "old", evaluation=ev)], tmp_path / "o").read_text()
+    assert "`reslab eval --tta`, test split, with flip test-time augmentation: top-1" in text
+
+
 def test_same_names_in_different_folders_stay_apart(tmp_path):
     dirs = [fake_run(tmp_path / p / "seed0") for p in ("a", "b")]
     text = write_report(dirs, tmp_path / "out").read_text()

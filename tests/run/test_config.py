@@ -53,6 +53,10 @@ def test_a_layer_giving_epochs_means_epochs():
         ({"epochs": 2.5}, "epochs: expected int"),
         ({"flip": 1}, "flip: expected bool"),
         ({"milestones": "0.5"}, "milestones: expected a list"),
+        ({"tta": True, "tta_shift": 9}, "tta_shift: bad value 9; expected an integer in .0, 8.$"),
+        ({"tta": True, "tta_shift": -1}, "tta_shift: bad value -1"),
+        ({"tta": True, "tta_shift": 1.5}, "tta_shift: expected int"),
+        ({"tta_shift": 2}, "tta_shift: 2 shifts the TTA views, but tta is off; add --tta"),
     ],
 )
 def test_bad_values_fail_naming_the_key(values, message):
@@ -114,6 +118,15 @@ def test_saved_configs_without_shortcut_pad_keep_the_old_convention():
     assert saved_config(old).shortcut_pad == "after"
     assert saved_config({**old, "shortcut_pad": "both"}).shortcut_pad == "both"
     assert build_config({}).shortcut_pad == "both"
+
+
+def test_saved_configs_without_tta_shift_evaluate_as_before():
+    from reslab.run.config import saved_config
+
+    old = build_config({"tta": True}).to_dict()
+    del old["tta_shift"]
+    assert saved_config(old).tta_shift == 0 and saved_config(old).tta
+    assert build_config({"tta": True, "tta_shift": 2}).tta_shift == 2
 
 
 def test_every_key_has_help_and_shows_its_allowed_values_and_default():

@@ -112,6 +112,17 @@ def test_a_budgeted_run_fills_its_budget_and_lands_at_the_end_of_its_schedule(
     assert rows[-1]["lr"] < 1e-3 * 0.1  # one-cycle ran down to its end, not cut mid-way
 
 
+def test_the_estimate_of_the_final_evaluation_counts_the_tta_views(
+    tmp_path, tiny_config, fake_clock
+):
+    # Six forward passes an image (flips and 2-pixel shifts): the final test pass is estimated
+    # at six times the cost of one, which leaves 40 fewer steps than AFFORDED.
+    config = _budgeted(tiny_config, tta=True, tta_shift=2)
+    result = session.fit(config, tmp_path / "r", quiet=True, started=0.0)
+    one_pass = EVAL_COST * (1.0 / 50) * 1000
+    assert abs(result.summary["steps"] - (AFFORDED - 5 * one_pass)) <= 2
+
+
 def test_a_slower_machine_shortens_the_run_and_it_still_ends_in_time(
     tmp_path, tiny_config, fake_clock
 ):

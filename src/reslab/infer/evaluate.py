@@ -11,6 +11,7 @@ from reslab.data import DeviceLoader, holdout, load_dataset
 from reslab.errors import UserError
 from reslab.infer.load import LoadedModel, load
 from reslab.metrics import EVAL_BATCH, evaluate_batches, most_confused, per_class_accuracy
+from reslab.run.config import check_tta
 from reslab.run.device import resolve_device
 
 SPLITS = ("test", "val")
@@ -34,6 +35,7 @@ class Evaluation:
     same_data: bool | None = None
     # The training augmentation (random crops and flips) was left on, as some tutorials do.
     augmented: bool = False
+    tta_shift: int = 0  # px; with tta, the views were also translated (`predict_logits`)
 
     def per_class_accuracy(self) -> dict[str, float | None]:
         return per_class_accuracy(self.confusion, self.classes)
@@ -51,6 +53,7 @@ class Evaluation:
             "count": self.count,
             "split": self.split,
             "tta": self.tta,
+            "tta_shift": self.tta_shift,
             "augmented": self.augmented,
             "same_data": self.same_data,
             "classes": self.classes,
@@ -78,11 +81,15 @@ def evaluate(
     data_dir: str | None = None,
     device: str = "auto",
     augmented: bool = False,
+    tta_shift: int = 0,
 ) -> Evaluation:
     """Top-1, top-5, loss and confusion matrix of a saved model on `split` of a data set (by
     default the one it was trained on). `split="val"` re-creates the run's own hold-out.
-    `augmented=True` leaves the model's training augmentation on (its random crops and flips,
-    drawn from a fixed seed), as some tutorials evaluate: for comparison, not as a score."""
+    `tta_shift` (pixels, with `tta`) adds translated views to the flips, as the config key of
+    that name does. `augmented=True` leaves the model's training augmentation on (its random
+    crops and flips, drawn from a fixed seed), as some tutorials evaluate: for comparison, not
+    as a score."""
+    check_tta(tta, tta_shift)
     loaded = model if isinstance(model, LoadedModel) else load(model)
     config = loaded.config
     if dataset is None and config.dataset.startswith("folder:"):
@@ -118,13 +125,13 @@ def evaluate(
         device=dev,
     )
     with loaded.on(dev) as net:
-        r = evaluate_batches(net, loader, len(data.classes), tta=tta)
+        r = evaluate_batches(net, loader, len(data.classes), tta=tta, tta_shift=tta_shift)
     which = "test" if split == "test" else "train"  # the split the images come from
     known = loaded.data.get("digests", {}).get(which)
     same = None if known is None else data.digests.get(which) == known
     return Evaluation(
         data.name, split, tta, r.loss, r.top1, r.top5, r.count, list(data.classes), r.confusion,
-        same, augmented,
+        same, augmented, tta_shift,
     )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from reslab.io import atomic_write_text
 from reslab.report.confusion import plot_confusion
 from reslab.report.curves import plot_curves
 from reslab.report.runs import RunRecord, load_run
-from reslab.run.directory import RunDir
+from reslab.run.directory import RunDir, evaluation_protocol
 
 RESULT_COLUMNS = (
     "run", "model", "dataset", "norm", "optimizer", "lr", "epochs", "params",
@@ -111,19 +111,30 @@ def _evaluations(runs: Sequence[RunRecord], names: list[str], out_dir: Path) -> 
     return "\n".join(parts)
 
 
+def _protocol(tta: bool, shift: int, augmented: bool) -> str:
+    """How an evaluation was made, in words."""
+    if shift:
+        text = f"with flip and {shift}-pixel translation test-time augmentation"
+    else:
+        text = "with flip test-time augmentation" if tta else "without test-time augmentation"
+    if augmented:
+        text += " and with the training augmentation left on (for comparison only)"
+    return text
+
+
 def _evaluation(ev: dict, name: str, out_dir: Path) -> str:
     split, tta, augmented = ev.get("split", "test"), bool(ev.get("tta")), bool(ev.get("augmented"))
-    protocol = "with flip test-time augmentation" if tta else "without test-time augmentation"
-    if augmented:
-        protocol += " and with the training augmentation left on (for comparison only)"
+    shift = int(ev.get("tta_shift") or 0) * tta  # results from before shifts: flips only
+    protocol = _protocol(tta, shift, augmented)
     command = "reslab eval" + " --split val" * (split == "val") + " --tta" * tta
-    command += " --augmented" * augmented
-    text = f"### {name}, {split} split{', TTA' if tta else ''}{', augmented' * augmented}\n\n"
+    command += f" --tta-shift {shift}" * bool(shift) + " --augmented" * augmented
+    tag = f", TTA shift {shift}" if shift else ", TTA" if tta else ""
+    text = f"### {name}, {split} split{tag}{', augmented' * augmented}\n\n"
     text += f"`{command}`, {split} split, {protocol}: "
     text += f"top-1 {_pct(ev.get('top1'))}, top-5 {_pct(ev.get('top5'))}.\n"
     if ev.get("confusion") and ev.get("classes"):
-        plain = (split, tta, augmented) == ("test", False, False)
-        label = name if plain else f"{name}-{split}{'-tta' * tta}{'-augmented' * augmented}"
+        files = evaluation_protocol(split, tta, augmented, shift)
+        label = name if files == "test" else f"{name}-{files}"
         png = f"confusion-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
         plot_confusion(ev["confusion"], ev["classes"], out_dir / png)
         label = f"confusion matrix of {name}, {split} split, {protocol}, rows normalized"
@@ -150,8 +161,8 @@ def _compose(
         f"# {title}\n\n## Results\n\n{results}\n{note}\n"
         'Accuracies are top-1 unless marked top-5; "-": not recorded (yet). The test accuracy '
         "is the final evaluation at the end of training (with flip test-time augmentation only "
-        "where the run's config says `tta = true`); the Evaluation section, where there is one, "
-        "states its own protocol.\n\n"
+        "where the run's config says `tta = true`, and translated views too where it sets "
+        "`tta_shift`); the Evaluation section, where there is one, states its own protocol.\n\n"
         f"## Curves\n\n![loss, accuracy and learning rate per epoch]({curves})\n\n"
         "Solid lines: training split; dashed: validation split.\n\n"
         f"## Last epoch\n\n{last}\n"

@@ -249,6 +249,13 @@ class TrainConfig:
     flip: bool = option(True, "random horizontal flips")
     cutout: int = option(0, "cutout square side, px; 0 turns cutout off", check=between(0, 4096))
     tta: bool = option(False, "evaluate on the image and its mirror, averaged")
+    tta_shift: int = option(
+        0,
+        "with tta, also average over the image and its mirror each translated this many px "
+        "up-left and down-right, the edge reflected: 6 views, the unshifted pair weighing half "
+        "(airbench's TTA, which shifts 1 px); 0 = flips only; needs tta",
+        check=between(0, 8),
+    )
     # -- speed
     precision: str = option(
         "fp32",
@@ -302,6 +309,7 @@ class TrainConfig:
             if check is not None:
                 _check(check.ok(value), f.name, value, check.expected)
         length.check_limits(self)
+        check_tta(self.tta, self.tta_shift)
         ms = self.milestones
         _check(
             all(0 < m < 1 for m in ms) and all(a < b for a, b in zip(ms, ms[1:], strict=False)),
@@ -318,6 +326,20 @@ class TrainConfig:
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: bad value {value!r}; expected {allowed}")
+
+
+def check_tta(tta: bool, tta_shift: int) -> None:
+    """The TTA protocol, as the config and `reslab eval` both take it. A shift without tta is
+    refused rather than read as tta on, so that a saved config never says tta = false of a run
+    whose evaluation averaged views."""
+    tta_shift = coerce("tta_shift", tta_shift)
+    check = FIELDS["tta_shift"].metadata["check"]
+    _check(check.ok(tta_shift), "tta_shift", tta_shift, check.expected)
+    if tta_shift and not tta:
+        raise ConfigError(
+            f"tta_shift: {tta_shift} shifts the TTA views, but tta is off; add --tta "
+            "(tta = true in a config file) or leave tta_shift at 0"
+        )
 
 
 def _check_choice(key: str, value: str, allowed: Iterable[str]) -> None:

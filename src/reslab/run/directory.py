@@ -35,6 +35,14 @@ def pretrained_location(name: str) -> Path:
 FILE, FOLDER = "file", "folder"
 
 
+def evaluation_protocol(split: str, tta: bool, augmented: bool = False, tta_shift: int = 0) -> str:
+    """An evaluation's protocol as its file names spell it: SPLIT[-tta[-shiftN]][-augmented];
+    test-tta is flips only (the name runs have had since before shifts), test-tta-shift2 flips
+    and 2-pixel translations."""
+    shift = f"-shift{tta_shift}" if tta and tta_shift else ""
+    return f"{split}{'-tta' * tta}{shift}{'-augmented' * augmented}"
+
+
 def check_output(
     path: str | Path, kind: str, what: str = "--out", *, new_folders: bool = False
 ) -> Path:
@@ -100,13 +108,16 @@ class RunDir:
         data = dataset.split("/")[-1] or "data"
         return cls(default_location(f"{model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"))
 
-    def evaluation_files(self, split: str, tta: bool, augmented: bool = False) -> tuple[Path, Path]:
-        """(results, confusion figure) of `reslab eval` on `split`, with or without TTA and the
-        training augmentation: one pair per protocol, so that no evaluation overwrites another.
-        The test split as such keeps the names runs have always had (eval.json, confusion.png)."""
-        if split == "test" and not tta and not augmented:
+    def evaluation_files(
+        self, split: str, tta: bool, augmented: bool = False, tta_shift: int = 0
+    ) -> tuple[Path, Path]:
+        """(results, confusion figure) of `reslab eval` on `split`, with or without TTA (and
+        its shift) and the training augmentation: one pair per protocol, so that no evaluation
+        overwrites another. The test split as such keeps the names runs have always had
+        (eval.json, confusion.png)."""
+        protocol = evaluation_protocol(split, tta, augmented, tta_shift)
+        if protocol == "test":
             return self.evaluation, self.confusion
-        protocol = split + "-tta" * tta + "-augmented" * augmented
         return self.path / f"eval.{protocol}.json", self.path / f"confusion.{protocol}.png"
 
     def evaluations(self) -> list[Path]:

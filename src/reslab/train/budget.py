@@ -92,7 +92,7 @@ class TimeBudget:
         spent_before: float = 0.0,
         batch_size: int,
         evaluated_images: tuple[int, int],  # (each validation's, the final test's) images
-        eval_passes: int = 1,  # 2 with test-time augmentation
+        eval_passes: int = 1,  # forward passes per evaluated image: the TTA views
         agree_any: Callable[[bool], bool] = lambda flag: flag,
         agree_min: Callable[[int], int] = lambda n: n,
     ):

@@ -297,8 +297,9 @@ def _epoch_row(s: Setup, pos: Position, meter: EpochMeter, val: EvalResult | Non
 def evaluate(s: Setup, loader) -> EvalResult:
     """The run's model (its EMA where there is one) on a split, every rank's shard summed."""
     return evaluate_batches(
-        s.eval_model, loader, s.data.num_classes, s.autocast, s.config.tta, reduce=s.world.sum
-    )
+        s.eval_model, loader, s.data.num_classes, s.autocast, s.config.tta, reduce=s.world.sum,
+        tta_shift=s.config.tta_shift,
+    )  # fmt: skip
 
 
 class Checkpoints:

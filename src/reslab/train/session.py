@@ -17,6 +17,7 @@ from torch import nn
 
 from reslab.errors import ConfigError
 from reslab.io import plural
+from reslab.metrics.evaluation import tta_views
 from reslab.models import count_params
 from reslab.run.checkpoint import load_checkpoint, save_weights
 from reslab.run.config import TrainConfig, read_toml, saved_config
@@ -174,7 +175,7 @@ def _budget(s: Setup, pos: Position, started: float, watch: Stopwatch) -> TimeBu
         spent_before=pos.budget_spent_s,
         batch_size=s.config.batch_size,
         evaluated_images=(val, len(s.test_loader.labels)),
-        eval_passes=2 if s.config.tta else 1,
+        eval_passes=tta_views(s.config.tta, s.config.tta_shift),
         agree_any=lambda flag: s.world.agree(flag, True, s.device),  # every rank, every step
         agree_min=lambda n: s.world.smallest(n, s.device),
     )
