@@ -282,3 +282,20 @@ def test_a_probe_takes_none_of_the_training_time(tmp_path, tiny, monkeypatch):
     assert sum(row["epoch_time_s"] for row in _rows(tmp_path / "run")) < 3600.0
     position = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["position"]
     assert position["wall_time_s"] < 3600.0
+
+
+def test_a_whitening_first_layer_is_fitted_to_the_training_images_and_stays_frozen(tmp_path, tiny):
+    from reslab.data import DeviceLoader, holdout, load_dataset
+    from reslab.nn import PatchWhitening
+
+    config = tiny(6, model="resnet9_w16_whiten")
+    result = fit(config, tmp_path / "run", quiet=True)
+    (layer,) = [m for m in result.model.modules() if isinstance(m, PatchWhitening)]
+    # The filters a fresh layer gets from the run's training images (the first 5,000 or all).
+    data = load_dataset(config.dataset, config.data_dir)
+    train, _ = holdout(data, config.val_split, config.seed)
+    x, _ = next(iter(DeviceLoader(train, batch_size=len(train), mean=data.mean, std=data.std,
+                                  train=False)))  # fmt: skip
+    expected = PatchWhitening(3).fit_(x[:5000]).weight
+    torch.testing.assert_close(layer.weight, expected)  # fitted before step 1, never stepped
+    assert layer.bias.abs().sum() > 0  # the bias trains

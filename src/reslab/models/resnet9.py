@@ -1,7 +1,9 @@
 """ResNet-9, the small residual BN network of the fast CIFAR-10 training records (Page 2018,
 "How to train your ResNet"; later refined in airbench, Jordan 2024): a conv-BN-ReLU stem, three
 stages that double the width and pool, two of them with one residual block, max-pooling, a linear
-classifier with a fixed 1/8 output scale."""
+classifier with a fixed 1/8 output scale. With `whiten`, the stem is instead a frozen 2x2
+patch-whitening convolution and a ReLU (reslab.nn.PatchWhitening), as in airbench; its filters
+are set from the training images before the first step."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from reslab.models.layers import (
     as_norm,
     projection_where_reshaped,
 )
+from reslab.nn.whitening import PatchWhitening
 
 
 def _conv_bn(c_in: int, c_out: int, norm: Norm) -> list[nn.Module]:
@@ -55,11 +58,16 @@ class ResNet9(nn.Module):
         zero_init_residual: bool = False,
         widths=(64, 128, 256, 512),
         scale: float = 0.125,
+        whiten: bool = False,
     ):
         super().__init__()
         n = as_norm(norm)
         w0, w1, w2, w3 = widths
-        self.stem = nn.Sequential(*_conv_bn(in_channels, w0, n))
+        if whiten:  # its width is fixed by the patch: 2 x 3 x 2 x 2 = 24 for RGB
+            white = PatchWhitening(in_channels, kernel_size=2)
+            self.stem, w0 = nn.Sequential(white, nn.ReLU(inplace=True)), white.out_channels
+        else:
+            self.stem = nn.Sequential(*_conv_bn(in_channels, w0, n))
         self.layer1 = nn.Sequential(
             *_conv_bn(w0, w1, n), nn.MaxPool2d(2), Residual(w1, n, shortcut)
         )
@@ -72,7 +80,7 @@ class ResNet9(nn.Module):
         # A fixed small output scale keeps early logits (and so the loss) tame at high lr.
         self.scale = scale
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and not isinstance(m, PatchWhitening):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if zero_init_residual:
             for block in (self.layer1[-1], self.layer3[-1]):

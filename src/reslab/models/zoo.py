@@ -221,6 +221,19 @@ def _register_other_layouts() -> None:
             builder=ResNet9,
         )
     )
+    # Its stem replaced by the records' frozen 2x2 patch-whitening layer (24 channels), whose
+    # filters come from the training images (docs/models.md).
+    register(
+        ModelSpec(
+            name="resnet9_w16_whiten",
+            family="cifar-fast",
+            arch={"widths": (24, 32, 64, 128), "whiten": True},
+            num_classes=10,
+            input_size=CIFAR,
+            shortcut="B",
+            builder=ResNet9,
+        )
+    )
 
 
 def _register_small() -> None:

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from reslab.data import DataSplits, DeviceLoader, holdout, load_dataset
+from reslab.data import DataSplits, DeviceLoader, ImageSet, holdout, load_dataset
 from reslab.errors import ConfigError
 from reslab.metrics import EVAL_BATCH
+from reslab.nn import PatchWhitening
 from reslab.run.config import TrainConfig
 from reslab.run.device import autocast, resolve_precision
 from reslab.run.length import Length
@@ -74,8 +75,8 @@ def data_record(d: DataSplits) -> dict:
     }
 
 
-def _loaders(config: TrainConfig, data: DataSplits, device, world: World):
-    train_set, val_set = holdout(data, config.val_split, config.seed)
+def _loaders(config: TrainConfig, data: DataSplits, sets, device, world: World):
+    train_set, val_set = sets
     rank, world_size = world.rank, world.size
     per_rank = config.batch_size // world_size
     if per_rank * world_size != config.batch_size:
@@ -120,15 +121,36 @@ def build(config: TrainConfig, world: World = distributed.SINGLE, *, fresh: bool
         torch.set_num_threads(config.threads)
     initial = warm_start.read(config) if fresh and config.init else None
     data = load_dataset(config.dataset, config.data_dir or None, skip_corrupt=config.skip_corrupt)
-    train, val, test = _loaders(config, data, device, world)
+    sets = holdout(data, config.val_split, config.seed)
+    train, val, test = _loaders(config, data, sets, device, world)
     model = build_model(config, data_record(data))
     if initial is not None:
         line = warm_start.apply(model, initial, config, list(data.classes))
         if world.is_main:
             log.info(line)
+    elif fresh:
+        fit_whitening(model, sets[0], data.mean, data.std)
     s = assemble(config, model, device, len(train), world)
     s.data, s.train_loader, s.val_loader, s.test_loader = data, train, val, test
     return s
+
+
+WHITENING_IMAGES = 5000  # the training images a whitening layer's patches are counted on
+
+
+def fit_whitening(model: nn.Module, images: ImageSet, mean, std) -> None:
+    """Set the filters of the model's patch-whitening first layer, if it has one, from the
+    first WHITENING_IMAGES training images as the network sees them (normalized, not augmented).
+    Every process of a distributed run holds the same split, so all set the same filters."""
+    layers = [m for m in model.modules() if isinstance(m, PatchWhitening)]
+    if not layers:
+        return
+    n = min(WHITENING_IMAGES, len(images))
+    first = DeviceLoader(images.subset(torch.arange(n)), batch_size=n, mean=mean, std=std,
+                         train=False)  # fmt: skip
+    x, _ = next(iter(first))
+    for layer in layers:  # a whitening layer reads the image: it is the network's first
+        layer.fit_(x)
 
 
 def assemble(
