@@ -11,10 +11,11 @@ def test_models_table_lists_names_params_and_flops():
     assert "resnet20" in r.stdout and "269,722" in r.stdout and "8.75" in r.stdout
     assert "0.08" in r.stdout  # resnet20: 0.08 GFLOPs (multiply-add = 2 FLOPs) at 32x32
     assert "resnet32" not in r.stdout
-    # the measured error of the shipped default weights, from their manifest
+    # the measured error of each model's shipped default weights, from their manifest
     shipped = [w.manifest for w in pretrained.shipped().values() if w.manifest["default"]]
+    every = run_cli("models").stdout.splitlines()
     for m in shipped:
-        row = next(line for line in r.stdout.splitlines() if line.split()[0] == m["model"])
+        row = next(line for line in every if line.split()[0] == m["model"])
         assert row.split()[-1] == f"{100 * (1 - m['test_acc']):.2f}"
 
 
