@@ -129,12 +129,15 @@ def depth_verdict() -> str:
     rises = [(a, b, gap) for a, b, gap in pairs if gap > 0]
     step = " -> ".join(f"{e:.2f}" for _, e in done)
     names = "/".join(str(d) for d, _ in done)
+    so_far = (
+        f" (so far: {len(done)} of {len(DEPTHS)} depths trained)" if len(done) < len(DEPTHS) else ""
+    )
     if not rises:
-        lines = [f"Error falls with depth on this data: {step}% for ResNet-{names}."]
+        lines = [f"Error falls with depth on this data{so_far}: {step}% for ResNet-{names}."]
     else:
         worst = max(rises, key=lambda r: r[2])
         lines = [
-            f"Error does not fall with every added depth on this data: {step}% for "
+            f"Error does not fall with every added depth on this data{so_far}: {step}% for "
             f"ResNet-{names}; {len(rises)} of {len(pairs)} deeper-than pairs are worse, the most "
             f"ResNet-{worst[1]} against ResNet-{worst[0]}, by {worst[2]:.2f} points."
         ]
