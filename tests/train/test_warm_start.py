@@ -91,7 +91,7 @@ def test_weights_that_do_not_fit_are_refused_with_the_first_misfit(tiny_config):
     ("init", "words"),
     [
         ("missing-run", "init: no such run directory or checkpoint: missing-run"),
-        ("pretrained:resnet56", "init: no pretrained weights ship for 'resnet56'"),
+        ("pretrained:resnet1202", "init: no pretrained weights ship for 'resnet1202'"),
         ("pretrained:resnet20.nosuchtag", "init: .*nosuchtag"),
     ],
 )
