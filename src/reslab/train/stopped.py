@@ -14,7 +14,7 @@ import time
 
 
 class StoppedTime:
-    """`seconds()`: how long the process has been stopped since `start`, within about `tick`
+    """`seconds()`: how long the process has been stopped since `start`, within a few `tick`s
     seconds per stop; stops shorter than `shortest` are not seen. Use as a context manager, which
     starts and ends its thread."""
 
