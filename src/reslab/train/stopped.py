@@ -14,8 +14,8 @@ import time
 
 
 class StoppedTime:
-    """`seconds()`: how long the process has been stopped since `start`, within a few `tick`s
-    seconds per stop; stops shorter than `shortest` are not seen. Use as a context manager, which
+    """`seconds()`: how long the process has been stopped since `start`, within a few ticks
+    (`tick` seconds each) per stop; stops shorter than `shortest` are not seen. Use as a context manager, which
     starts and ends its thread."""
 
     def __init__(self, tick: float = 0.1, shortest: float = 1.0):
