@@ -15,8 +15,8 @@ import time
 
 class StoppedTime:
     """`seconds()`: how long the process has been stopped since `start`, within a few ticks
-    (`tick` seconds each) per stop; stops shorter than `shortest` are not seen. Use as a context manager, which
-    starts and ends its thread."""
+    (`tick` seconds each) per stop; stops shorter than `shortest` are not seen. Use as a context
+    manager, which starts and ends its thread."""
 
     def __init__(self, tick: float = 0.1, shortest: float = 1.0):
         self.tick, self.shortest = tick, shortest
