@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from reslab.data.augment import Draw, crop_flip, cutout, draw, make_store, normalize
+from reslab.data.augment import Draw, crop_flip, cutout, draw, make_store, normalize, resize
 
 from .conftest import index_set
 
@@ -79,3 +79,15 @@ def test_normalize_matches_the_formula_and_keeps_channels_last():
     assert half.dtype == torch.bfloat16
     assert half.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(half.float(), expected, atol=0.02, rtol=0.01)
+
+
+def test_resize_is_torchvision_resize_on_the_whole_image_and_keeps_the_layout():
+    from torchvision.transforms import v2
+
+    x = torch.randn(4, 3, 32, 32)
+    expected = v2.Resize((20, 20), antialias=True)(x)  # bilinear, antialiased
+    torch.testing.assert_close(resize(x, 20, torch.float32), expected)
+    nhwc = resize(x.contiguous(memory_format=torch.channels_last), 16, torch.bfloat16)
+    assert nhwc.shape == (4, 3, 16, 16) and nhwc.dtype == torch.bfloat16
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(nhwc.float(), resize(x, 16, torch.float32), atol=0.05, rtol=0.02)

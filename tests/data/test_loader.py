@@ -183,3 +183,20 @@ def test_on_cuda_batches_stay_on_the_device_and_resume_exactly():
     assert full[0][0].is_cuda and full[0][1].is_cuda and full[0][1].dtype == torch.int64
     assert same(batches(ld, epoch=1, start=5), full[5:])
     assert len(set(torch.cat([y for _, y in full]).tolist())) == len(ld) * 8 == 296
+
+
+def test_a_size_scales_the_same_batches_and_none_restores_them():
+    data = index_set(n=32, c=3, h=8, w=8)
+    ld = loader(data, cutout=3)
+    full = batches(ld)
+    ld.size = 4
+    small = batches(ld)
+    assert [x.shape[-2:] for x, _ in small] == [(4, 4)] * len(full)
+    for (x, y), (xs, ys) in zip(full, small, strict=True):
+        assert torch.equal(y, ys)  # the same images, crops, flips and cutouts, then scaled
+        torch.testing.assert_close(xs, torch.nn.functional.interpolate(
+            x, size=(4, 4), mode="bilinear", antialias=True))  # fmt: skip
+    ld.size = 8  # the images' own size: untouched
+    assert same(batches(ld), full)
+    ld.size = None
+    assert same(batches(ld), full)

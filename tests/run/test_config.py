@@ -57,6 +57,10 @@ def test_a_layer_giving_epochs_means_epochs():
         ({"tta": True, "tta_shift": -1}, "tta_shift: bad value -1"),
         ({"tta": True, "tta_shift": 1.5}, "tta_shift: expected int"),
         ({"tta_shift": 2}, "tta_shift: 2 shifts the TTA views, but tta is off; add --tta"),
+        ({"progressive": [24, 16]}, "progressive: bad value .24, 16.; expected increasing"),
+        ({"progressive": [2]}, "progressive: bad value .2."),
+        ({"progressive": [16.5]}, "progressive: expected a list of whole numbers"),
+        ({"progressive": 16}, "progressive: expected a list of numbers"),
     ],
 )
 def test_bad_values_fail_naming_the_key(values, message):
@@ -155,3 +159,8 @@ def test_the_subpackage_is_not_shadowed():
 
     assert reslab.run.config.TrainConfig is TrainConfig
     assert callable(reslab.fit) and not callable(reslab.train)
+
+
+def test_progressive_sizes_arrive_as_whole_numbers_from_flags_and_files():
+    assert build_config({"epochs": 1}, {"progressive": [16.0, 24]}).progressive == [16, 24]
+    assert build_config({"epochs": 1}).progressive == []

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reslab.run.config import build_config
-from reslab.run.schedule import build_scheduler, lr_factor
+from reslab.run.schedule import build_scheduler, image_size_at, lr_factor
 
 
 def _lrs(config, total, per_epoch=10):
@@ -73,3 +73,10 @@ def test_scheduler_state_is_just_the_step():
     sched2.load_state_dict(sched.state_dict())
     opt2.load_state_dict(opt.state_dict())
     assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+
+
+def test_progressive_sizes_take_equal_parts_of_the_run_then_the_full_size():
+    sizes = [image_size_at([16, 24], step, 90) for step in range(90)]
+    assert sizes == [16] * 30 + [24] * 30 + [None] * 30
+    assert [image_size_at([8], s, 5) for s in range(5)] == [8, 8, 8, None, None]
+    assert image_size_at([], 0, 10) is None and image_size_at([16], 10, 10) is None

@@ -299,3 +299,37 @@ def test_a_whitening_first_layer_is_fitted_to_the_training_images_and_stays_froz
     expected = PatchWhitening(3).fit_(x[:5000]).weight
     torch.testing.assert_close(layer.weight, expected)  # fitted before step 1, never stepped
     assert layer.bias.abs().sum() > 0  # the bias trains
+
+
+def test_progressive_resizing_trains_on_smaller_images_first_and_resumes_exactly(
+    tmp_path, tiny, monkeypatch
+):
+    seen = []
+    step = engine.train_step
+    record = lambda s, x, y: seen.append(x.shape[-1]) or step(s, x, y)  # noqa: E731
+    monkeypatch.setattr(engine, "train_step", record)
+    config = tiny(12, deterministic=True, progressive=[16, 24], model="resnet9_w16")
+    straight = fit(config, tmp_path / "straight", quiet=True)
+    assert seen == [16] * 4 + [24] * 4 + [32] * 4  # thirds of 12 steps; evaluation not counted
+    seen.clear()
+    with pytest.raises(StopRequested):
+        fit(config, tmp_path / "split", quiet=True, should_stop=lambda step: step == 5)
+    resumed = resume(tmp_path / "split", quiet=True)
+    assert seen == [16] * 4 + [24] * 1 + [24] * 3 + [32] * 4
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(
+    ("sizes", "model", "message"),
+    [([16, 32], "resnet20", "below the images' own size .32 px."),
+     ([4], "vgg11_w8", "does not take 4 px images")],
+)  # fmt: skip
+def test_progressive_sizes_the_data_or_network_cannot_take_fail_before_training(
+    tmp_path, tiny, sizes, model, message
+):
+    with pytest.raises(ConfigError, match=message):
+        fit(tiny(2, progressive=sizes, model=model), tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from reslab.data.augment import crop_flip, cutout, draw, make_store, normalize
+from reslab.data.augment import crop_flip, cutout, draw, make_store, normalize, resize
 from reslab.data.sets import ImageSet
 
 _PERMUTATION, _AUGMENTATION = 1, 2  # stream tags, so the two never share a seed
@@ -87,6 +87,9 @@ class DeviceLoader:
         self._scale = scale.float().view(1, -1, 1, 1).to(self.device)
         self._shift = shift.float().view(1, -1, 1, 1).to(self.device)
         self.epoch = 0
+        # Progressive resizing: batches drawn while this is set are scaled to size x size (the
+        # training loop sets it before each step); None keeps the images' own size.
+        self.size: int | None = None
 
     # Sharding: global batch k is order[k*G : (k+1)*G] with G = world_size * batch_size; rank r
     # takes its r-th contiguous share. Only a partial last global batch (drop_last=False) can
@@ -156,6 +159,10 @@ class DeviceLoader:
 
     def _batch(self, index: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
         x = crop_flip(self._store, self._n, index, params, self.image_size)
-        x = normalize(x, self._scale, self._shift, self.dtype, self.channels_last)
+        scaled = self.size is not None and (self.size, self.size) != self.image_size
+        dtype = torch.float32 if scaled else self.dtype  # scaled in float32, then cast
+        x = normalize(x, self._scale, self._shift, dtype, self.channels_last)
         x = cutout(x, self.cutout, params.cy, params.cx)
+        if scaled:
+            x = resize(x, self.size, self.dtype)
         return x, self.labels[index]

@@ -248,6 +248,13 @@ class TrainConfig:
     )
     flip: bool = option(True, "random horizontal flips")
     cutout: int = option(0, "cutout square side, px; 0 turns cutout off", check=between(0, 4096))
+    progressive: list[int] = option(
+        [],
+        "progressive resizing: train on the whole images scaled down to these sizes (px, "
+        "increasing, below the data's own), each for an equal part of the run, then on the full "
+        "size for the last part (16 24: thirds at 16, 24 and full size; bilinear, antialiased); "
+        "evaluation is always at full size; [] = off",
+    )
     tta: bool = option(False, "evaluate on the image and its mirror, averaged")
     tta_shift: int = option(
         0,
@@ -310,6 +317,13 @@ class TrainConfig:
                 _check(check.ok(value), f.name, value, check.expected)
         length.check_limits(self)
         check_tta(self.tta, self.tta_shift)
+        _check(
+            all(4 <= v <= 4096 for v in self.progressive)
+            and all(a < b for a, b in zip(self.progressive, self.progressive[1:], strict=False)),
+            "progressive",
+            self.progressive,
+            "increasing image sizes in [4, 4096] px",
+        )
         ms = self.milestones
         _check(
             all(0 < m < 1 for m in ms) and all(a < b for a, b in zip(ms, ms[1:], strict=False)),
@@ -404,9 +418,13 @@ def coerce(key: str, value: object) -> object:
     parse = FIELDS[key].metadata.get("parse")
     if parse is not None and isinstance(value, str):
         return parse(value)
-    if isinstance(kind, types.GenericAlias):  # list[float]
+    if isinstance(kind, types.GenericAlias):  # list[float], list[int]
         if not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value):
             raise ConfigError(f"{key}: expected a list of numbers, got {value!r}")
+        if typing.get_args(kind)[0] is int:  # flags arrive as floats: 16.0 is 16, 16.5 no
+            if not all(float(v).is_integer() for v in value):
+                raise ConfigError(f"{key}: expected a list of whole numbers, got {value!r}")
+            return [int(v) for v in value]
         return [float(v) for v in value]
     if kind is float and _is_number(value):
         return float(value)

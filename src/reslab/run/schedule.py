@@ -1,5 +1,5 @@
 """What the config's `schedule` names mean: learning-rate schedules as pure functions of the
-step, wrapped in a LambdaLR.
+step, wrapped in a LambdaLR; and the image-size schedule of progressive resizing.
 
 A pure function keeps resume exact: the scheduler's whole state is its step count.
 """
@@ -71,3 +71,13 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_factor(config, total_steps, steps_per_epoch)
     )
+
+
+def image_size_at(sizes: list[int], step: int, total_steps: int) -> int | None:
+    """Progressive resizing: the image size of the step after `step` steps of `total_steps`:
+    sizes[i] for the i-th of len(sizes) + 1 equal parts of the run, None (the data's own size)
+    for the last part and for a run without sizes."""
+    if not sizes:
+        return None
+    part = (len(sizes) + 1) * step // max(1, total_steps)
+    return sizes[part] if part < len(sizes) else None

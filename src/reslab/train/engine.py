@@ -24,6 +24,7 @@ from reslab.errors import CheckpointError, DivergenceError
 from reslab.metrics import EvalResult, evaluate_batches
 from reslab.run.checkpoint import save_checkpoint
 from reslab.run.directory import RunDir
+from reslab.run.schedule import image_size_at
 from reslab.train.budget import NoBudget, TimeBudget, clock
 from reslab.train.progress import Left, ProgressDisplay
 from reslab.train.runtime import rng_state, set_rng_state
@@ -171,6 +172,7 @@ def train_loop(
             display.total_epochs = length.epochs  # a time budget may have re-sized the run
             display.start_epoch(pos.epoch, length.epoch_steps(pos.step, pos.batch), pos.batch)
             checked, shown, interrupt = pos.step, clock(), False
+            _set_image_size(s, pos.step)
             watch.start()
             for x, y in s.train_loader.iter_epoch(pos.epoch, start_batch=pos.batch):
                 loss, correct = train_step(s, x, y)
@@ -181,6 +183,7 @@ def train_loop(
                     s.ema.update_parameters(s.model)
                 pos.step += 1
                 pos.batch += 1
+                _set_image_size(s, pos.step)  # of the next batch, which the loader draws next
                 budget.stepped(pos.step)  # a time budget times the first steps, then sizes the run
                 if hooks.probe.due(pos.step, length.total_steps):
                     with watch.paused(meter):
@@ -209,6 +212,13 @@ def train_loop(
                 raise StopRequested(_stopped_message(stop, pos, run), stop.signum or 2)
             _end_epoch(s, run, pos, meter, hooks, checkpoints, budget)
     return pos
+
+
+def _set_image_size(s: Setup, step: int) -> None:
+    """Progressive resizing (`progressive`): the size the loader scales the next batch to. A
+    pure function of the step and the run's length, so a resumed run draws what it would have."""
+    if s.config.progressive:
+        s.train_loader.size = image_size_at(s.config.progressive, step, s.length.total_steps)
 
 
 def _check_finite(s: Setup, run: RunDir, pos: Position, recent: torch.Tensor, first: int):

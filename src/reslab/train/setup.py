@@ -130,9 +130,36 @@ def build(config: TrainConfig, world: World = distributed.SINGLE, *, fresh: bool
             log.info(line)
     elif fresh:
         fit_whitening(model, sets[0], data.mean, data.std)
+    check_progressive(config.progressive, model, data)
     s = assemble(config, model, device, len(train), world)
     s.data, s.train_loader, s.val_loader, s.test_loader = data, train, val, test
     return s
+
+
+def check_progressive(sizes: list[int], model: nn.Module, data: DataSplits) -> None:
+    """Refuse progressive-resizing sizes the data or the network cannot take, before training:
+    each must be below the images' own size, and the network must accept it (one image through
+    it in eval mode, which changes no state)."""
+    if not sizes:
+        return
+    own = min(data.image_size)
+    if max(sizes) >= own:
+        raise ConfigError(
+            f"progressive: sizes {sizes} must all be below the images' own size ({own} px): the "
+            "last part of the run trains at that size"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, data.in_channels, sizes[0], sizes[0]))
+    except RuntimeError as e:
+        raise ConfigError(
+            f"progressive: {model.__class__.__name__} does not take {sizes[0]} px images "
+            f"({str(e).splitlines()[0]}); use larger sizes, or a network that pools globally"
+        ) from None
+    finally:
+        model.train(was_training)
 
 
 WHITENING_IMAGES = 5000  # the training images a whitening layer's patches are counted on
