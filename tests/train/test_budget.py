@@ -61,6 +61,30 @@ def test_the_budget_affords_what_is_left_after_the_reserve():
     assert b.fit(22, now=12.0) == 50  # epochs/max_steps end it first
 
 
+def test_costly_evaluations_measured_before_the_first_fit_still_give_the_longest_length():
+    # A small training split with a large validation one, whose pass was timed before the
+    # probe ended: each epoch end costs as much as 40 steps. The longest length that fits is
+    # found exactly (a fixed-point iteration of a few rounds swung between lengths and stopped
+    # such a run at once).
+    training = [0.0]
+    length = Length.of(Limits(), steps_per_epoch=7)
+    b = TimeBudget(100.0, 0.0, length, lambda: training[0], batch_size=256,
+                   evaluated_images=(2000, 1000))  # fmt: skip
+    b.evaluated(2.0, 2000)  # 1 ms an image: an epoch end 2 s, the final test 1 s
+    b.stepped(1)
+    b.stepped(2)
+    training[0] = 2.0  # 40 steps in 2 s: 0.05 s a step
+    b.stepped(42)
+    assert b.sized and b.step_s == pytest.approx(0.05)
+
+    def cost(total):  # what the run still needs at t = 10 s, at step 42 of 7-step epochs
+        ends = math.ceil(total / 7) - 42 // 7
+        return (total - 42) * 0.05 + 0.001 * (ends * 2000 + 1000) + AFTER_S + MARGIN * 100
+
+    best = b.fit(42, now=10.0)
+    assert cost(best) <= 90.0 < cost(best + 1)
+
+
 class FakeClock:
     """Each training step advances the clock by `step_s`; nothing else takes time."""
 

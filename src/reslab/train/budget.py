@@ -170,12 +170,23 @@ class TimeBudget:
         return per_image * evals + saves + AFTER_S + MARGIN * self.seconds
 
     def fit(self, step: int, now: float | None = None) -> int:
-        """The run's new length in steps: as many as the time left affords, within the cap,
-        and never fewer than done."""
+        """The run's new length in steps: the most the time left affords, its steps and the
+        rest still to come (the reserve, which grows with the length: more epoch ends) together,
+        within the cap, and never fewer than done. Both grow with the length, so the longest
+        that fits is found by bisection."""
         if not self.step_s:
             return self.length.cap
-        left, total = self.left(now), self.length.cap
-        for _ in range(3):  # the reserve depends on the length (epoch ends): settle it
-            affordable = (left - self.reserve(step, total)) / self.step_s
-            total = min(self.length.cap, step + max(0, math.floor(affordable)))
-        return max(step, total)
+        left = self.left(now)
+
+        def fits(total: int) -> bool:
+            return (total - step) * self.step_s + self.reserve(step, total) <= left
+
+        low, high = step, self.length.cap
+        if fits(high):
+            return high
+        if not fits(low):
+            return step
+        while high - low > 1:  # fits(low), not fits(high)
+            mid = (low + high) // 2
+            low, high = (mid, high) if fits(mid) else (low, mid)
+        return low
