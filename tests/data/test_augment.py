@@ -86,8 +86,9 @@ def test_resize_is_torchvision_resize_on_the_whole_image_and_keeps_the_layout():
 
     x = torch.randn(4, 3, 32, 32)
     expected = v2.Resize((20, 20), antialias=True)(x)  # bilinear, antialiased
-    torch.testing.assert_close(resize(x, 20, torch.float32), expected)
-    nhwc = resize(x.contiguous(memory_format=torch.channels_last), 16, torch.bfloat16)
+    torch.testing.assert_close(resize(x, (20, 20), torch.float32), expected)
+    nhwc = resize(x.contiguous(memory_format=torch.channels_last), (16, 16), torch.bfloat16)
     assert nhwc.shape == (4, 3, 16, 16) and nhwc.dtype == torch.bfloat16
     assert nhwc.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(nhwc.float(), resize(x, 16, torch.float32), atol=0.05, rtol=0.02)
+    small = resize(x, (16, 16), torch.float32)
+    torch.testing.assert_close(nhwc.float(), small, atol=0.05, rtol=0.02)

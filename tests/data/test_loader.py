@@ -200,3 +200,13 @@ def test_a_size_scales_the_same_batches_and_none_restores_them():
     assert same(batches(ld), full)
     ld.size = None
     assert same(batches(ld), full)
+
+
+def test_a_size_is_the_shorter_side_and_keeps_the_aspect_ratio():
+    from reslab.data.loader import scaled_size
+
+    assert scaled_size((32, 32), 16) == (16, 16)
+    assert scaled_size((24, 48), 12) == (12, 24) and scaled_size((48, 24), 12) == (24, 12)
+    ld = loader(index_set(n=16, c=1, h=6, w=9))
+    ld.size = 4
+    assert {tuple(x.shape[-2:]) for x, _ in batches(ld)} == {(4, 6)}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reslab.run.config import build_config
-from reslab.run.schedule import build_scheduler, image_size_at, lr_factor
+from reslab.run.schedule import build_scheduler, image_size_at, lr_factor, progressive_cost
 
 
 def _lrs(config, total, per_epoch=10):
@@ -80,3 +80,12 @@ def test_progressive_sizes_take_equal_parts_of_the_run_then_the_full_size():
     assert sizes == [16] * 30 + [24] * 30 + [None] * 30
     assert [image_size_at([8], s, 5) for s in range(5)] == [8, 8, 8, None, None]
     assert image_size_at([], 0, 10) is None and image_size_at([16], 10, 10) is None
+
+
+def test_progressive_cost_sums_each_steps_share_of_the_full_size_pixels():
+    cost = progressive_cost([16, 24], 32)
+    for total in (1, 7, 90, 91, 1000):
+        for first, last in ((0, total), (3, total // 2 + 1), (total // 3, total), (5, 5)):
+            sizes = [image_size_at([16, 24], i, total) or 32 for i in range(first, last)]
+            assert cost(first, last, total) == pytest.approx(sum((v / 32) ** 2 for v in sizes))
+    assert cost(0, 90, 90) == pytest.approx(30 * (0.25 + 0.5625 + 1))

@@ -158,6 +158,24 @@ def test_a_slower_machine_shortens_the_run_and_it_still_ends_in_time(
     assert s["steps"] < AFFORDED - 15  # far fewer than the first speed promised
 
 
+def test_progressive_resizing_prices_small_steps_cheaper_and_keeps_its_parts_equal(
+    tmp_path, tiny_config, fake_clock, monkeypatch
+):
+    # A step costs its pixels' share of a full-size step's 1 s: 0.25 s at 16 px, 0.5625 at 24.
+    seen = []
+    fake_clock.step_s = lambda now: (seen[-1] / 32) ** 2
+    timed = engine.train_step
+    record = lambda s, x, y: seen.append(x.shape[-1]) or timed(s, x, y)  # noqa: E731
+    monkeypatch.setattr(engine, "train_step", record)
+    config = _budgeted(tiny_config, model="resnet9_w16", progressive=[16, 24], schedule="onecycle")
+    s = session.fit(config, tmp_path / "r", quiet=True, started=0.0).summary
+    assert s["stopped_by"] == "time budget" and s["budget_spent_s"] <= 100
+    # About 89 full-size seconds of steps, now worth 89 / 0.604 steps, in three equal parts.
+    counts = [seen.count(v) for v in (16, 24, 32)]
+    assert abs(s["steps"] - AFFORDED / ((0.25 + 0.5625 + 1) / 3)) <= 6, (s["steps"], counts)
+    assert max(counts) - min(counts) <= 2, counts
+
+
 def test_a_budget_alone_sets_the_length(tmp_path, tiny_config, fake_clock):
     config = _budgeted(tiny_config, epochs=0, max_steps=0, schedule="onecycle")
     result = session.fit(config, tmp_path / "r", quiet=True, started=0.0)

@@ -61,3 +61,19 @@ def test_the_stopwatch_leaves_stopped_time_out():
     plain = Stopwatch(Position(), torch.device("cpu"), NeverStopped())
     time.sleep(0.1)
     assert plain.stop() >= 0.1
+
+
+def test_the_stopwatch_reads_the_training_time_alone_while_stopped(monkeypatch):
+    from reslab.train import engine
+
+    now = [10.0]
+    monkeypatch.setattr(engine, "clock", lambda: now[0])
+    pos = Position(wall_time_s=5.0)
+    watch = Stopwatch(pos, torch.device("cpu"), NeverStopped())
+    now[0] = 13.0
+    assert watch.now() == 8.0 and watch.stop() == 3.0 and pos.wall_time_s == 8.0
+    now[0] = 20.0  # an evaluation between the epoch's end and the next epoch's start
+    assert watch.now() == 8.0  # not the epoch counted twice, nor the evaluation
+    watch.start()
+    now[0] = 21.0
+    assert watch.now() == 9.0

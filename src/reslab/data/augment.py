@@ -99,14 +99,11 @@ def normalize(
     return x.mul_(scale).add_(shift).to(dtype)
 
 
-def resize(images: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
-    """Float (B, C, H, W) scaled to (B, C, size, size), the whole image (bilinear, antialiased
-    when shrinking, as torchvision's Resize on tensors), then cast to `dtype`; a channels-last
-    batch stays channels-last."""
-    out = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
-    layout = (
-        torch.channels_last
-        if images.is_contiguous(memory_format=torch.channels_last) and images.dim() == 4
-        else torch.contiguous_format
-    )
+def resize(images: torch.Tensor, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """Float (B, C, H, W) scaled to (B, C, *size), the whole image (bilinear, antialiased when
+    shrinking, as torchvision's Resize on tensors), then cast to `dtype`; a channels-last batch
+    stays channels-last."""
+    out = F.interpolate(images, size=size, mode="bilinear", antialias=True)
+    nhwc = images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last)
+    layout = torch.channels_last if nhwc else torch.contiguous_format
     return out.to(dtype=dtype, memory_format=layout)

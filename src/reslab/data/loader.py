@@ -87,8 +87,9 @@ class DeviceLoader:
         self._scale = scale.float().view(1, -1, 1, 1).to(self.device)
         self._shift = shift.float().view(1, -1, 1, 1).to(self.device)
         self.epoch = 0
-        # Progressive resizing: batches drawn while this is set are scaled to size x size (the
-        # training loop sets it before each step); None keeps the images' own size.
+        # Progressive resizing: batches drawn while this is set are scaled down so that their
+        # shorter side is `size` px (the training loop sets it before each step); None keeps
+        # the images' own size.
         self.size: int | None = None
 
     # Sharding: global batch k is order[k*G : (k+1)*G] with G = world_size * batch_size; rank r
@@ -159,10 +160,16 @@ class DeviceLoader:
 
     def _batch(self, index: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
         x = crop_flip(self._store, self._n, index, params, self.image_size)
-        scaled = self.size is not None and (self.size, self.size) != self.image_size
+        scaled = self.size is not None and self.size != min(self.image_size)
         dtype = torch.float32 if scaled else self.dtype  # scaled in float32, then cast
         x = normalize(x, self._scale, self._shift, dtype, self.channels_last)
         x = cutout(x, self.cutout, params.cy, params.cx)
         if scaled:
-            x = resize(x, self.size, self.dtype)
+            x = resize(x, scaled_size(self.image_size, self.size), self.dtype)
         return x, self.labels[index]
+
+
+def scaled_size(image_size: tuple[int, int], shorter: int) -> tuple[int, int]:
+    """(h, w) scaled so that the shorter side is `shorter` px, the aspect ratio kept."""
+    h, w = image_size
+    return (shorter, round(w * shorter / h)) if h <= w else (round(h * shorter / w), shorter)

@@ -74,10 +74,31 @@ def build_scheduler(
 
 
 def image_size_at(sizes: list[int], step: int, total_steps: int) -> int | None:
-    """Progressive resizing: the image size of the step after `step` steps of `total_steps`:
-    sizes[i] for the i-th of len(sizes) + 1 equal parts of the run, None (the data's own size)
-    for the last part and for a run without sizes."""
+    """Progressive resizing: the image size (shorter side) of the step after `step` steps of
+    `total_steps`: sizes[i] for the i-th of len(sizes) + 1 equal parts of the run, None (the
+    data's own size) for the last part and for a run without sizes."""
     if not sizes:
         return None
     part = (len(sizes) + 1) * step // max(1, total_steps)
     return sizes[part] if part < len(sizes) else None
+
+
+def progressive_cost(sizes: list[int], full: int) -> Callable[[int, int, int], float]:
+    """What steps first.. last - 1 (0-based) of a run of `total` steps cost in full-size steps,
+    taking a step's cost as its pixels' share of the full size's: a time budget prices the
+    steps still to come with it. Convolutions' work is in proportion to the pixels; what is
+    not (a step's fixed overhead) makes small steps dearer than this, so a speed measured on
+    small images overstates what the full-size ones will take, and the run ends early rather
+    than late."""
+    shares = [(size / full) ** 2 for size in sizes] + [1.0]
+    parts = len(shares)
+
+    def cost(first: int, last: int, total: int) -> float:
+        total = max(1, total)
+        starts = [-(-k * total // parts) for k in range(parts + 1)]  # step k of image_size_at
+        return sum(
+            share * max(0, min(last, end) - max(first, start))
+            for share, start, end in zip(shares, starts, starts[1:], strict=False)
+        )
+
+    return cost

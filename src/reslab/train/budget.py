@@ -47,6 +47,11 @@ def clock() -> float:
     return time.perf_counter()
 
 
+def each_step_one(first: int, last: int, total: int) -> float:
+    """The cost of steps first..last-1 where every step costs the same: their number."""
+    return last - first
+
+
 class NoBudget:
     """A run without a time budget: its length is what epochs and max_steps say."""
 
@@ -93,18 +98,22 @@ class TimeBudget:
         batch_size: int,
         evaluated_images: tuple[int, int],  # (each validation's, the final test's) images
         eval_passes: int = 1,  # forward passes per evaluated image: the TTA views
+        # What steps first..last-1 of a run of `total` cost, in full-size steps (progressive
+        # resizing makes early steps cheaper); by default each step costs one.
+        cost: Callable[[int, int, int], float] | None = None,
         agree_any: Callable[[bool], bool] = lambda flag: flag,
         agree_min: Callable[[int], int] = lambda n: n,
     ):
         self.seconds, self.started, self.spent_before = seconds, started, spent_before
         self.length, self.training_s = length, training_s
+        self.cost = cost or each_step_one
         self.agree_any, self.agree_min = agree_any, agree_min
         self.batch_size, self.eval_passes = batch_size, eval_passes
         self.val_images, self.test_images = evaluated_images
         self.sized = False
         self.first_step: int | None = None  # this session's first step
         self.mark: tuple[int, float] | None = None  # (step, training time) the speed is from
-        self.step_s: float | None = None  # measured seconds per step
+        self.step_s: float | None = None  # measured seconds per step (of full cost)
         self.eval_s_per_image: float | None = None  # measured, once an evaluation has run
         self.save_s = 0.0  # the longest save seen
 
@@ -140,8 +149,9 @@ class TimeBudget:
 
     def _fit_now(self, step: int) -> None:
         now_s = self.training_s()
-        if step > self.mark[0] and now_s > self.mark[1]:
-            self.step_s = (now_s - self.mark[1]) / (step - self.mark[0])
+        if step > self.mark[0] and now_s > self.mark[1]:  # steps run under the length before
+            done = self.cost(self.mark[0], step, self.length.total_steps)
+            self.step_s = (now_s - self.mark[1]) / done
         self.mark = (step, now_s)
         self.sized = True
         if step >= self.length.total_steps:
@@ -173,13 +183,15 @@ class TimeBudget:
         """The run's new length in steps: the most the time left affords, its steps and the
         rest still to come (the reserve, which grows with the length: more epoch ends) together,
         within the cap, and never fewer than done. Both grow with the length, so the longest
-        that fits is found by bisection."""
+        that fits is found by bisection (with progressive resizing the steps' cost can dip by
+        a fraction of a step where a longer run moves a part's end: the bisection finds a
+        length within a step or two of the longest then)."""
         if not self.step_s:
             return self.length.cap
         left = self.left(now)
 
         def fits(total: int) -> bool:
-            return (total - step) * self.step_s + self.reserve(step, total) <= left
+            return self.cost(step, total, total) * self.step_s + self.reserve(step, total) <= left
 
         low, high = step, self.length.cap
         if fits(high):

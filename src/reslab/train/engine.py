@@ -84,8 +84,11 @@ class Stopwatch:
 
     def start(self) -> None:
         self.mark, self.stopped_mark = clock(), self.stopped.seconds()
+        self.running = True
 
     def now(self) -> float:
+        if not self.running:  # between stop and start (an evaluation, a save): nothing to add
+            return self.pos.wall_time_s
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # host-device sync: time the steps, not their queue
         stopped = self.stopped.seconds() - self.stopped_mark
@@ -95,6 +98,7 @@ class Stopwatch:
         """Add the time since `start` to the run's; returns it (for the epoch's)."""
         seconds = self.now() - self.pos.wall_time_s
         self.pos.wall_time_s += seconds
+        self.running = False
         return seconds
 
     @contextlib.contextmanager

@@ -24,6 +24,7 @@ from reslab.run.config import TrainConfig, read_toml, saved_config
 from reslab.run.device import resolve_device, resolve_precision
 from reslab.run.directory import RunDir
 from reslab.run.length import LIMITS
+from reslab.run.schedule import progressive_cost
 from reslab.run.weights import resolve
 from reslab.train import distributed
 from reslab.train.budget import NO_BUDGET, NoBudget, TimeBudget, clock
@@ -176,6 +177,9 @@ def _budget(s: Setup, pos: Position, started: float, watch: Stopwatch) -> TimeBu
         batch_size=s.config.batch_size,
         evaluated_images=(val, len(s.test_loader.labels)),
         eval_passes=tta_views(s.config.tta, s.config.tta_shift),
+        cost=progressive_cost(s.config.progressive, min(s.data.image_size))
+        if s.config.progressive
+        else None,
         agree_any=lambda flag: s.world.agree(flag, True, s.device),  # every rank, every step
         agree_min=lambda n: s.world.smallest(n, s.device),
     )
