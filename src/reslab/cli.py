@@ -537,6 +537,14 @@ def _add_experiment(sub) -> None:
     p.add_argument(
         "--seeds", type=_count, help="repeats of each run (mean ± std); default: the budget's"
     )
+    p.add_argument(
+        "--more-seeds",
+        type=_count,
+        metavar="N",
+        help="then N seeds in all for the runs of each verdict the grid leaves open "
+        "(inconclusive at this budget): each arm at the rate chosen on the grid's own seeds, "
+        "which the added seeds cannot move; must exceed --seeds",
+    )
     p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
     p.add_argument(
         "--parallel",
@@ -554,7 +562,7 @@ def _add_experiment(sub) -> None:
 def _experiment_command(args: argparse.Namespace) -> str:
     """The command line that makes the same report, for the report to quote."""
     words = ["reslab", "experiment", args.name, "--budget", args.budget]
-    for flag in ("model", "dataset", "data_dir", "seeds", "out"):
+    for flag in ("model", "dataset", "data_dir", "seeds", "more_seeds", "out"):
         value = getattr(args, flag)
         if value:
             words += [f"--{flag.replace('_', '-')}", str(value)]
@@ -574,6 +582,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         model=args.model,
         data_dir=args.data_dir,
         command=_experiment_command(args),
+        more_seeds=args.more_seeds or 0,
     )
     for s in report.sections:
         if s.verdict:

@@ -203,3 +203,34 @@ def test_the_command_runs_a_grid_and_reports_every_runs_time(tmp_path, monkeypat
         assert f"| {name} | done | 3 |" in runs
     assert "**Verdict: .**" not in report
     assert f"Made by `reslab experiment degradation --budget tiny --out {tmp_path}`." in report
+
+
+def test_more_seeds_go_to_the_runs_of_the_open_verdicts_alone(tmp_path, monkeypatch):
+    from reslab.experiments import BUDGETS, conduct
+    from reslab.experiments.analysis import INCONCLUSIVE, SUPPORTED
+    from reslab.report.experiment import Section
+
+    seen = []
+
+    def analyze(results, out):
+        seen.append(([r.record.name for r in results.runs], results.seeds))
+        settled = len(results.select(kind="ok")) >= 3
+        return [Section("claim", "c", SUPPORTED if settled else INCONCLUSIVE, "e",
+                        open_runs=[] if settled else ["ok"])]  # fmt: skip
+
+    other = RunSpec("other", dict(model="resnet20", lr=0.02), dict(kind="other"))
+    tiny = Experiment("tiny", "tiny", "tiny", lambda b: [_grid(b)[0], other], analyze)
+    monkeypatch.setitem(EXPERIMENTS, "tiny", tiny)
+    monkeypatch.setitem(BUDGETS, "tiny", TINY)
+    with pytest.raises(UserError, match="--more-seeds must exceed --seeds .2."):
+        conduct("tiny", "tiny", tmp_path, seeds=2, more_seeds=2, log=lambda m: None)
+    report = conduct("tiny", "tiny", tmp_path, seeds=2, more_seeds=3, log=lambda m: None)
+    assert seen == [
+        (["ok-s0", "ok-s1", "other-s0", "other-s1"], 2),
+        (["ok-s0", "ok-s1", "ok-s2", "other-s0", "other-s1"], 2),  # other: decided, not re-run
+    ]
+    assert report.sections[0].verdict == SUPPORTED
+    intro = report.markdown.read_text()
+    assert "got 3 seeds in all for the runs they rest on (ok)" in intro
+    with pytest.raises(UserError, match="no run named nope"):
+        run_experiment(tiny, TINY, tmp_path, more={"nope": 3}, log=lambda m: None)

@@ -424,3 +424,31 @@ def test_gradient_evidence_gives_the_geometric_mean_and_range():
     section = gradients._explosion(stats, 56)
     assert "plain with BN 50 (5-500), residual with BN 1 (0.5-2)" in section.evidence
     assert section.verdict == INCONCLUSIVE  # a 100-fold range over three draws
+
+
+def test_seeds_added_for_open_verdicts_do_not_move_the_chosen_rate(tmp_path):
+    # On the two seeds every run has, momentum SGD is best at 0.03; two added seeds of the
+    # 0.1 cell (say, run for another claim) score far higher there: the choice stays at 0.03,
+    # and an open verdict lists the runs at the chosen rates.
+    results = _results(optimizers.EXPERIMENT, _optimizer_curves(0.51), tmp_path)
+    spec = next(r.spec for r in results.runs if r.spec.name == "sgd-momentum-lr0.1")
+    for seed in (2, 3):
+        record = _record(f"sgd-momentum-lr0.1-s{seed}", [0.2, 0.3, 0.9], test=0.9)
+        results.runs.append(RunResult(spec, seed, record, "done"))
+    results.seeds = 2
+    assert optimizers.best_lr(results, "sgd-momentum") == 0.03
+    results.seeds = 0  # every seed counts: the added ones move it
+    assert optimizers.best_lr(results, "sgd-momentum") == 0.1
+    base = _optimizer_curves(0.51)
+
+    def curves(g, seed):  # momentum's lead swings by seed: +3 and -1 points
+        out = base(g, seed)
+        if g["optimizer"] == "sgd-momentum":
+            out["train"] = [v + (0.02 if seed == 0 else -0.02) for v in out["train"]]
+        return out
+
+    momentum, ranking = optimizers.analyze(_results(optimizers.EXPERIMENT, curves, tmp_path),
+                                           tmp_path)  # fmt: skip
+    assert momentum.verdict == INCONCLUSIVE
+    assert momentum.open_runs == ["sgd-momentum-lr0.03", "sgd-lr3"]
+    assert len(ranking.open_runs) == 6  # no best named: every optimizer at its chosen rate

@@ -223,6 +223,11 @@ class Fit:
         )
 
 
+def run_names(*groups: Iterable) -> list[str]:
+    """The grid names of the runs (RunResults) in `groups`, each once, in order."""
+    return list(dict.fromkeys(r.spec.name for group in groups for r in group))
+
+
 def cells(arms: Mapping[str, list], metric: Callable) -> dict[tuple, float | None]:
     """{(arm, seed): metric(run)} for runs (RunResults) grouped by arm."""
     return {(arm, r.seed): metric(r) for arm, runs in arms.items() for r in runs}

@@ -23,6 +23,7 @@ from reslab.experiments.analysis import (
     mean_std,
     parts,
     progress,
+    run_names,
     settle,
     steps_to_target,
     trained,
@@ -149,6 +150,12 @@ def _judge(protocol, gaps: list[tuple]) -> list[tuple]:
     return [(lr, iv, v) for (lr, iv), v in zip(gaps, verdicts, strict=True)]
 
 
+def _open_runs(judged: list[tuple], results, norms: tuple[str, str]) -> list[str]:
+    """The runs of the rates left open between two norms: where more seeds may decide them."""
+    return run_names(*(results.select(norm=n, lr=lr) for lr, _, decided in judged
+                       if decided == INCONCLUSIVE for n in norms))  # fmt: skip
+
+
 def _open(protocol, judged: list[tuple], results, norms: tuple[str, str]) -> str:
     """What would decide the first rate left open between two norms, if one is."""
     for lr, iv, decided in judged:
@@ -198,6 +205,7 @@ def _convergence(results, target) -> Section:
             "status",
         ],  # fmt: skip
         rows=rows,
+        open_runs=_open_runs(judged, results, ("batchnorm", "none")),
     )
 
 
@@ -236,9 +244,10 @@ def _tolerance(results) -> Section:
 
 
 def _best_lr(results, norm) -> float | None:
-    """The rate of the grid with the norm's highest mean final validation accuracy."""
-    scored = [(mean_std(final(r.record, "val_acc") for r in results.select(norm=norm, lr=lr))[0],
-               lr) for lr in LRS if results.select(norm=norm, lr=lr)]  # fmt: skip
+    """The rate of the grid with the norm's highest mean final validation accuracy, over the
+    seeds every run has (seeds added later for open verdicts do not move the choice)."""
+    scored = [(mean_std(final(r.record, "val_acc") for r in results.shared(norm=norm, lr=lr))[0],
+               lr) for lr in LRS if results.shared(norm=norm, lr=lr)]  # fmt: skip
     scored = [s for s in scored if s[0] == s[0]]  # NaN: no run finished
     return max(scored)[1] if scored else None
 
@@ -251,8 +260,10 @@ def _placement(results) -> Section:
         f"after it at {_num(lr_a, '-')}": results.select(norm=AFTER_RELU, lr=lr_a),
     }
     decided, why = settle(PLACED.decide(iv), chosen, "val_acc", PLACED.margin)
+    opened = []
     if decided == INCONCLUSIVE:
         why += why_open(PLACED, iv, _seeds(results), hours(r for v in chosen.values() for r in v))
+        opened = run_names(*chosen.values())
     val = _fit(results, lambda r: final(r.record, "val_acc"))
     per_rate = "; ".join(
         f"{lr:g}: {val.gap(('batchnorm', lr), (AFTER_RELU, lr)).text()}" for lr in LRS
@@ -281,6 +292,7 @@ def _placement(results) -> Section:
             + [cell(n, lr, accuracy_on_test) for n in ("batchnorm", AFTER_RELU)]
             for lr in LRS
         ],
+        open_runs=opened,
     )
 
 
@@ -314,6 +326,7 @@ def _scratch(results) -> Section:
         f"where torch's BN trains; the {fit.spread()}.{why}{opened}",
         headers=["lr", "torch BN val acc", "scratch BN val acc", "scratch minus torch", "verdict"],
         rows=rows,
+        open_runs=_open_runs(judged, results, ("batchnorm", "batchnorm-scratch")),
     )
 
 

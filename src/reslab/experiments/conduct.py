@@ -89,7 +89,11 @@ def conduct(
     model: str | None = None,
     data_dir: str = "",
     command: str = "",
+    more_seeds: int = 0,
 ) -> ExperimentReport:
+    """Run the grid, analyze it and write the report. With `more_seeds`, the verdicts the grid
+    leaves open get that many seeds in all for the runs they rest on (each arm at the rate
+    chosen on the grid's own seeds), and the report is made from every run."""
     from reslab.experiments import EXPERIMENTS
 
     if name not in EXPERIMENTS:
@@ -100,25 +104,36 @@ def conduct(
     seeds = spec.seeds if seeds is None else seeds  # the budget's, unless the user says
     if seeds < 1:
         raise UserError("--seeds must be >= 1")
+    if more_seeds and more_seeds <= seeds:
+        raise UserError(f"--more-seeds must exceed --seeds ({seeds}), got {more_seeds}")
     out = Path(out) if out else default_out(name, budget)
-    results = run_experiment(
-        experiment,
-        spec,
-        out,
-        dataset,
-        seeds,
-        log=log,
-        parallel=parallel,
-        model=model,
-        data_dir=data_dir,
-    )
-    sections = [*experiment.analyze(results, out), runs_section(results)]
+
+    def run(more=None):
+        return run_experiment(experiment, spec, out, dataset, seeds, log=log, parallel=parallel,
+                              model=model, data_dir=data_dir, more=more)  # fmt: skip
+
+    results = run()
+    sections = experiment.analyze(results, out)
+    opened = list(dict.fromkeys(n for s in sections for n in s.open_runs))
+    more_text = ""
+    if more_seeds and opened:
+        log(f"open verdicts: {more_seeds} seeds for {', '.join(opened)}")
+        results = run({n: more_seeds for n in opened})
+        sections = experiment.analyze(results, out)
+        more_text = (
+            f" The verdicts {seeds} seed(s) left open got {more_seeds} seeds in all for the runs "
+            f"they rest on ({', '.join(opened)}); a choice between rates was made on the first "
+            f"{seeds} seed(s) of every run."
+        )
+    elif more_seeds:
+        more_text = f" No verdict was left open at {seeds} seed(s): none needed more."
     intro = (
         f"{experiment.summary.format(model=results.model)} {budget_text(spec, dataset, name)} "
-        f"{seeds} seed(s) per "
-        "run; run directories under `runs/`. Every verdict below is computed from these runs."
+        f"{seeds} seed(s) per run; run directories under `runs/`.{more_text} Every verdict "
+        "below is computed from these runs."
     )
     if command:
         intro += f" Made by `{command}`."
+    sections = [*sections, runs_section(results)]
     path = write_experiment_report(out, experiment.title, intro, sections)
     return ExperimentReport(sections, path, path.with_suffix(".html"))

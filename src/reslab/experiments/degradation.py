@@ -15,6 +15,7 @@ from reslab.experiments.analysis import (
     hours,
     mean_std,
     parts,
+    run_names,
     settle,
     why_open,
 )
@@ -133,7 +134,8 @@ def _section(results, kind, protocol, claim, title) -> Section:
     shallow, deep = (network(results.budget, kind, d) for d in (depths[0], depths[-1]))
     fit = _fit(results)
     iv = fit.gap(deep, shallow) if kind == "plain" else fit.gap(shallow, deep)
-    decided, why = _decide(protocol, iv, results, _arms(results, (kind,), (depths[0], depths[-1])))
+    judged = _arms(results, (kind,), (depths[0], depths[-1]))
+    decided, why = _decide(protocol, iv, results, judged)
     arms = _arms(results, (kind,))
     listing = ", ".join(f"{name} {fmt(*mean_std(map(_error, rs)))}" for name, rs in arms.items())
     lead = f"{deep} minus {shallow}" if kind == "plain" else f"{shallow} minus {deep}"
@@ -145,6 +147,7 @@ def _section(results, kind, protocol, claim, title) -> Section:
         f"{fit.spread()}.{_narrow(results)}{why}",
         headers=["depth", "training error", "final val acc"],
         rows=[_row(d, rs) for d, rs in zip(depths, arms.values(), strict=True)],
+        open_runs=run_names(*judged.values()) if decided == INCONCLUSIVE else [],
     )
 
 
@@ -176,6 +179,7 @@ def _removed(results) -> Section:
         f"{r20} minus {r56} {residual.text()} (at least as good unless below "
         f"-{100 * REMOVED.margin:g}); the plain degradation minus the residual one "
         f"{apart.text()}. The {fit.spread()}.{why}",
+        open_runs=run_names(*compared.values()) if decided == INCONCLUSIVE else [],
     )
 
 

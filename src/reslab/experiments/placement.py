@@ -14,6 +14,7 @@ from reslab.experiments.analysis import (
     fmt,
     hours,
     mean_std,
+    run_names,
     settle,
     why_open,
 )
@@ -84,6 +85,7 @@ def _compare(results, a, b, protocol, claim, title) -> Section:
         f"Final validation accuracy: {a} {fmt(*mean_std(map(_val, arms[a])))}, {b} "
         f"{fmt(*mean_std(map(_val, arms[b])))}. {a} minus {b}, paired by seed: {iv.text()}; "
         f"the {fit.spread()}.{why}",
+        open_runs=run_names(*compared.values()) if decided == INCONCLUSIVE else [],
     )
 
 

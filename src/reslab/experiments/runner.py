@@ -8,6 +8,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
@@ -41,9 +42,17 @@ class ExperimentResults:
     out: Path
     runs: list[RunResult]
     model: str | None = None  # the network, for experiments that take one
+    # The seeds every run of the grid has (0: all it has); runs given more seeds than that
+    # (`--more-seeds`) have the rest. A choice between runs (a learning rate) is made on these
+    # alone, so the seeds added after it cannot move it.
+    seeds: int = 0
 
     def select(self, **group) -> list[RunResult]:
         return [r for r in self.runs if all(r.spec.group.get(k) == v for k, v in group.items())]
+
+    def shared(self, **group) -> list[RunResult]:
+        """select(**group), of the seeds every run has: what a choice is made on."""
+        return [r for r in self.select(**group) if not self.seeds or r.seed < self.seeds]
 
 
 def _status_file(run_dir: Path) -> Path:
@@ -170,9 +179,12 @@ def run_experiment(
     parallel: int = 1,
     model: str | None = None,
     data_dir: str = "",
+    more: Mapping[str, int] | None = None,
 ) -> ExperimentResults:
     """Run the grid (skipping finished runs, resuming interrupted ones). `model` replaces the
-    network of an experiment that takes one; `data_dir` is where its data set lives."""
+    network of an experiment that takes one; `data_dir` is where its data set lives; `more`
+    gives some runs, by grid name, more seeds than `seeds`."""
+    more = more or {}
     dataset = dataset or budget.dataset
     if data_dir:  # every run reads its data set from there
         budget = dataclasses.replace(budget, overrides={**budget.overrides, "data_dir": data_dir})
@@ -180,8 +192,12 @@ def run_experiment(
     model = experiment.network(budget, model)
     names = [s.name for s in specs]
     assert len(set(names)) == len(names), f"duplicate run names in {experiment.name}"
+    unknown = sorted(set(more) - set(names))
+    if unknown:
+        raise UserError(f"no run named {', '.join(unknown)} in {experiment.name}'s grid")
     grid = [(s, k, out / "runs" / f"{s.name}-s{k}") for s in specs
-            for k in range(max(seeds, s.seeds))]  # fmt: skip
+            for k in range(max(seeds, s.seeds, more.get(s.name, 0)))]  # fmt: skip
+    common = min((max(seeds, s.seeds) for s in specs), default=seeds)
     if parallel > 1:
         todo = [(s, k, budget, dataset, d) for s, k, d in grid if not _status_file(d).is_file()]
         for spec, seed, *_ in todo:  # every config valid here, before any worker starts
@@ -192,10 +208,10 @@ def run_experiment(
         )
         run_parallel(todo, parallel, log)
         done = [_result(s, k, d) for s, k, d in grid]
-        return ExperimentResults(experiment, budget, out, done, model)
+        return ExperimentResults(experiment, budget, out, done, model, common)
     results = []
     for i, (spec, seed, run_dir) in enumerate(grid, 1):
         done = _status_file(run_dir).is_file()
         log(f"[{i}/{len(grid)}] {run_dir.name}{' (done, skipped)' if done else ''}")
         results.append(run_one(spec, seed, budget, dataset, run_dir, quiet))
-    return ExperimentResults(experiment, budget, out, results, model)
+    return ExperimentResults(experiment, budget, out, results, model, common)

@@ -23,6 +23,9 @@ class Section:
     headers: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)  # one per figure; else the title
+    # An open verdict (inconclusive at this budget): the runs it rests on, by their grid names,
+    # where more seeds may decide it (`reslab experiment --more-seeds`); empty otherwise.
+    open_runs: list[str] = field(default_factory=list)
 
     def caption(self, i: int) -> str:
         return self.captions[i] if i < len(self.captions) else self.title
