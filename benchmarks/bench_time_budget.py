@@ -3,6 +3,8 @@
     python benchmarks/bench_time_budget.py --data folder:/path/to/cifar10 --budgets 10m
     python benchmarks/bench_time_budget.py --data folder:DIR --budgets 2m 5m 10m 20m \\
         --baseline-budgets 10m --cold 2m --plot docs/figures/time-budget.png --json out.json
+    python benchmarks/bench_time_budget.py --data folder:DIR --budgets 2m 5m 10m 20m \\
+        --seeds 3 --seeds-at 10m --precisions fp32 bf16 --baseline-budgets 10m ...
 
 reslab: the shipped command, run as a user runs it (`python -m reslab train --time-budget B
 --recipe R --dataset D ...` in a subprocess), its wall time taken from just before the process
@@ -11,6 +13,11 @@ overshoot is that wall time against the budget. Each budget's run uses the data 
 an earlier run; --cold B runs budget B once more with an empty cache (a fresh data directory),
 so that decoding the images counts too. The run's own files give the per-epoch validation
 accuracy and the test accuracy (the test set is read once, at the end of each run).
+
+--seeds N runs seeds 0 to N-1 (`--seed`) at the budgets of --seeds-at (default: every budget),
+seed 0 at the others; --precisions runs the whole grid once per precision (`--precision`). Each
+(precision, budget) gets the mean of its seeds with a t-based 95% interval, and two precisions
+their paired difference (the same seeds draw the same validation split and data order).
 
 Baseline, side by side in this process: the usual way a ResNet-18 is trained on CIFAR-10 (3x3
 stem, SGD lr 0.1, momentum 0.9, weight decay 5e-4, the cosine schedule over 200 epochs that
@@ -38,16 +45,27 @@ from bench_loader import baseline_loader  # noqa: E402
 from common import machine, write_json  # noqa: E402
 
 from reslab.data import default_data_dir, holdout, load_dataset  # noqa: E402
+from reslab.experiments.analysis import sample_interval  # noqa: E402
 from reslab.models import create_model  # noqa: E402
-from reslab.run.config import parse_duration  # noqa: E402
+from reslab.run.config import parse_duration, read_toml  # noqa: E402
 from reslab.run.device import cpu_has_bf16  # noqa: E402
 from reslab.run.directory import RunDir  # noqa: E402
 
 TUTORIAL = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "cosine_epochs": 200}
 
 
-def reslab_run(budget_s: float, args, out: Path, data_dir: Path) -> dict:
-    """`reslab train --time-budget` in a child process; its wall time, summary and epochs."""
+def reslab_run(
+    budget_s: float,
+    args,
+    out: Path,
+    data_dir: Path,
+    seed: int | None = None,
+    precision: str | None = None,
+) -> dict:
+    """`reslab train --time-budget` in a child process; its wall time, summary and epochs. A
+    seed or precision given here is passed on; None leaves the recipe's."""
+    chosen = ["--seed", str(seed)] if seed is not None else []
+    chosen += ["--precision", precision] if precision is not None else []
     cmd = [
         sys.executable,
         "-m",
@@ -64,6 +82,7 @@ def reslab_run(budget_s: float, args, out: Path, data_dir: Path) -> dict:
         "--force",
         "--quiet",
         *args.train_args,
+        *chosen,
     ]
     env = {**os.environ, "RESLAB_DATA": str(data_dir)}
     start = time.perf_counter()
@@ -75,6 +94,7 @@ def reslab_run(budget_s: float, args, out: Path, data_dir: Path) -> dict:
     summary, rows = json.loads(run.summary.read_text()), run.read_metrics()
     return {
         "budget_s": budget_s,
+        "seed": read_toml(run.config)["seed"],
         "wall_s": round(wall, 2),
         "overshoot_pct": round(100 * (wall / budget_s - 1), 2),
         "test_acc": summary["test_acc"],
@@ -146,24 +166,98 @@ def baseline_run(budget_s: float, args) -> dict:
     }
 
 
+def summarize(results: list[dict]) -> list[dict]:
+    """Per (precision, budget) of the warm runs: the mean test accuracy over seeds and its 95%
+    interval (t-based; none for one seed)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        if r["cache"] == "warm":
+            groups.setdefault((r["precision"], r["budget_s"]), []).append(r)
+    rows = []
+    for (precision, budget), runs in groups.items():
+        iv = sample_interval(r["test_acc"] for r in runs)
+        rows.append(
+            {
+                "precision": precision,
+                "budget_s": budget,
+                "seeds": sorted(r["seed"] for r in runs),
+                "mean_test_acc": iv.estimate,
+                "low": iv.low if iv.df else None,
+                "high": iv.high if iv.df else None,
+                "mean_wall_s": sum(r["wall_s"] for r in runs) / len(runs),
+                "mean_epochs": sum(r["epochs"] for r in runs) / len(runs),
+            }
+        )
+    return rows
+
+
+def paired(results: list[dict]) -> list[dict]:
+    """Each later precision minus the first, per budget, paired by seed (the seed draws the
+    validation split and the data order, which both precisions then share)."""
+    warm = [r for r in results if r["cache"] == "warm"]
+    precisions = list(dict.fromkeys(r["precision"] for r in warm))
+    acc = {(r["precision"], r["budget_s"], r["seed"]): r["test_acc"] for r in warm}
+    rows = []
+    for other in precisions[1:]:
+        for budget in dict.fromkeys(r["budget_s"] for r in warm):
+            seeds = sorted(
+                s
+                for (p, b, s) in acc
+                if p == other and b == budget and (precisions[0], b, s) in acc
+            )
+            if not seeds:
+                continue
+            iv = sample_interval(
+                acc[other, budget, s] - acc[precisions[0], budget, s] for s in seeds
+            )
+            rows.append(
+                {
+                    "difference": f"{other} - {precisions[0]}",
+                    "budget_s": budget,
+                    "seeds": seeds,
+                    "mean": iv.estimate,
+                    "low": iv.low if iv.df else None,
+                    "high": iv.high if iv.df else None,
+                }
+            )
+    return rows
+
+
 def plot(results: list[dict], baseline: list[dict], path: str) -> None:
+    """Test accuracy against the budget: a line through each precision's means, a dot per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    xs = [r["budget_s"] / 60 for r in results]
-    ax.plot(xs, [100 * r["test_acc"] for r in results], "o-", label="reslab train --time-budget")
-    for x, r in zip(xs, results, strict=True):
-        ax.annotate(
-            f"{100 * r['test_acc']:.1f}",
-            (x, 100 * r["test_acc"]),
-            fontsize=8,
-            textcoords="offset points",
-            xytext=(0, 6),
-            ha="center",
+    means = summarize(results)
+    budgets = sorted({m["budget_s"] for m in means})
+    for precision in dict.fromkeys(m["precision"] for m in means):
+        rows = sorted(
+            (m for m in means if m["precision"] == precision), key=lambda m: m["budget_s"]
         )
+        xs, ys = [m["budget_s"] / 60 for m in rows], [100 * m["mean_test_acc"] for m in rows]
+        (line,) = ax.plot(xs, ys, "o-", label=f"reslab train --time-budget, {precision}")
+        runs = [r for r in results if r["cache"] == "warm" and r["precision"] == precision]
+        ax.plot(
+            [r["budget_s"] / 60 for r in runs],
+            [100 * r["test_acc"] for r in runs],
+            ".",
+            color=line.get_color(),
+            alpha=0.5,
+        )
+        for m, x, y in zip(rows, xs, ys, strict=True):
+            n = len(m["seeds"])
+            ax.annotate(
+                f"{y:.1f}" + (f" (n={n})" if n > 1 else ""),
+                (x, y),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(0, 6 if precision == means[0]["precision"] else -12),
+                ha="center",
+                color=line.get_color(),
+            )
     if baseline:
         ax.plot(
             [b["budget_s"] / 60 for b in baseline],
@@ -173,7 +267,7 @@ def plot(results: list[dict], baseline: list[dict], path: str) -> None:
         )
     ax.set_xscale("log")
     ax.minorticks_off()
-    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    ax.set_xticks([b / 60 for b in budgets], [f"{b / 60:g}" for b in budgets])
     ax.set_xlabel("budget, minutes of wall time (whole command)")
     ax.set_ylabel("test accuracy, %")
     ax.grid(alpha=0.3)
@@ -183,21 +277,73 @@ def plot(results: list[dict], baseline: list[dict], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _interval(row: dict, key: str = "mean_test_acc") -> str:
+    text = f"{100 * row[key]:.2f}%"
+    return text + (
+        f" ({100 * row['low']:.2f} to {100 * row['high']:.2f})" if row["low"] is not None else ""
+    )
+
+
 def table(results: list[dict], baseline: list[dict]) -> str:
+    """The runs one per line, then the means by precision and budget with the error ratio
+    against the baseline of the same budget, then the paired differences."""
     by_budget = {b["budget_s"]: b for b in baseline}
     lines = [
-        "| budget | cache | wall s | overshoot | epochs | test acc | baseline acc | error ratio |",
+        "| budget | precision | seed | cache | wall s | overshoot | epochs | test acc |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        b = by_budget.get(r["budget_s"]) if r["cache"] == "warm" else None
-        ratio = (1 - r["test_acc"]) / (1 - b["test_acc"]) if b else None
         lines.append(
-            f"| {r['budget_s']:g} s | {r['cache']} | {r['wall_s']:.1f} | "
-            f"{r['overshoot_pct']:+.2f}% | {r['epochs']} | {100 * r['test_acc']:.2f}% | "
+            f"| {r['budget_s']:g} s | {r['precision']} | {r['seed']} | {r['cache']} | "
+            f"{r['wall_s']:.1f} | {r['overshoot_pct']:+.2f}% | {r['epochs']} | "
+            f"{100 * r['test_acc']:.2f}% |"
+        )
+    lines += [
+        "",
+        "| budget | precision | seeds | mean test acc (95% int.) | baseline acc | error ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in summarize(results):
+        b = by_budget.get(m["budget_s"])
+        ratio = (1 - m["mean_test_acc"]) / (1 - b["test_acc"]) if b else None
+        lines.append(
+            f"| {m['budget_s']:g} s | {m['precision']} | {len(m['seeds'])} | {_interval(m)} | "
             + (f"{100 * b['test_acc']:.2f}% | {ratio:.2f} |" if b else "- | - |")
         )
+    diffs = paired(results)
+    if diffs:
+        lines += [
+            "",
+            "| budget | difference | seeds | mean (95% interval), points |",
+            "|---|---|---|---|",
+        ]
+        for d in diffs:
+            span = (
+                f" ({100 * d['low']:+.2f} to {100 * d['high']:+.2f})"
+                if d["low"] is not None
+                else ""
+            )
+            lines.append(
+                f"| {d['budget_s']:g} s | {d['difference']} | {len(d['seeds'])} | "
+                f"{100 * d['mean']:+.2f}{span} |"
+            )
     return "\n".join(lines)
+
+
+def grid(args, budgets: list[float]) -> list[tuple[str | None, float, int | None]]:
+    """(precision, budget, seed) of every warm run, in the order they run."""
+    seeded = set(budgets if args.seeds_at is None else map(parse_duration, args.seeds_at))
+    unknown = seeded - set(budgets)
+    if unknown:
+        raise SystemExit(f"--seeds-at {sorted(unknown)}: not among --budgets")
+    runs = []
+    for precision in args.precisions or [None]:
+        for b in budgets:
+            if args.seeds is None:
+                runs.append((precision, b, None))
+            else:
+                runs += [(precision, b, s) for s in range(args.seeds if b in seeded else 1)]
+    return runs
 
 
 def main() -> None:
@@ -205,6 +351,19 @@ def main() -> None:
     p.add_argument("--data", default="cifar10-sample", help="data set name or folder:DIR")
     p.add_argument("--budgets", nargs="+", default=["10m"], help="durations: 90s, 10m, 1h")
     p.add_argument("--recipe", default="cpu-budget", help="the reslab recipe to run")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="run seeds 0 to N-1 (--seed) at the budgets of --seeds-at, seed 0 at the others "
+        "(default: the recipe's seed, once)",
+    )
+    p.add_argument("--seeds-at", nargs="+", help="the budgets --seeds applies to (default: all)")
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=("fp32", "bf16", "fp16", "auto"),
+        help="run the grid once per precision (--precision; default: the recipe's)",
+    )
     p.add_argument(
         "--baseline-budgets",
         nargs="*",
@@ -219,29 +378,38 @@ def main() -> None:
     p.add_argument("--plot", help="write the accuracy-against-budget curve here (PNG)")
     p.add_argument("--json")
     p.add_argument(
-        "train_args", nargs="*", help="after --: more flags for reslab train (e.g. --seed 1)"
+        "train_args", nargs="*", help="after --: more flags for reslab train (e.g. --cutout 8)"
     )
     args = p.parse_args()
+    if args.seeds is not None and args.seeds < 1:
+        p.error(f"--seeds {args.seeds}: give 1 or more")
     budgets = [parse_duration(b) for b in args.budgets]
     base_budgets = (
         budgets
         if args.baseline_budgets is None
         else [parse_duration(b) for b in args.baseline_budgets]
     )
+    runs = grid(args, budgets)
     out = Path(args.out)
     info = {**machine(), "cpu_bf16": cpu_has_bf16()}  # what --precision auto would pick
     print(json.dumps(info))
     warm_dir = default_data_dir()
     load_dataset(args.data, warm_dir)  # the warm runs find the cache filled
     results = []
-    for b in budgets:
-        r = {"cache": "warm", **reslab_run(b, args, out / f"reslab-{b:g}s", warm_dir)}
+    for precision, b, seed in runs:
+        name = "-".join(
+            ["reslab", *([precision] if precision else []), f"{b:g}s"]
+            + ([f"seed{seed}"] if seed is not None else [])
+        )
+        run = reslab_run(b, args, out / name, warm_dir, seed, precision)
+        r = {"cache": "warm", **run}
         results.append(r)
         print(json.dumps(r), flush=True)
     if args.cold:
         b = parse_duration(args.cold)
+        precision = args.precisions[0] if args.precisions else None
         with tempfile.TemporaryDirectory() as cold_dir:
-            run = reslab_run(b, args, out / f"reslab-{b:g}s-cold", Path(cold_dir))
+            run = reslab_run(b, args, out / f"reslab-{b:g}s-cold", Path(cold_dir), None, precision)
         r = {"cache": "cold", **run}
         results.append(r)
         print(json.dumps(r), flush=True)
@@ -252,12 +420,16 @@ def main() -> None:
         print(json.dumps(r), flush=True)
     print(table(results, baseline))
     if args.plot:
-        plot([r for r in results if r["cache"] == "warm"], baseline, args.plot)
+        plot(results, baseline, args.plot)
+    means = summarize(results)
+    by_budget = {b["budget_s"]: b for b in baseline}
     payload = {
         "machine": info,
         "recipe": args.recipe,
         "data": args.data,
         "reslab": results,
+        "means": means,
+        "paired": paired(results),
         "baseline": baseline,
         "baseline_setup": {
             **TUTORIAL,
@@ -265,12 +437,17 @@ def main() -> None:
             "batch_size": args.baseline_batch,
             "workers": args.workers,
         },
-        "error_ratio": {
-            f"{b['budget_s']:g}": round((1 - r["test_acc"]) / (1 - b["test_acc"]), 3)
-            for r in results
-            for b in baseline
-            if r["cache"] == "warm" and r["budget_s"] == b["budget_s"]
-        },
+        "error_ratio": [
+            {
+                "precision": m["precision"],
+                "budget_s": m["budget_s"],
+                "ratio": round(
+                    (1 - m["mean_test_acc"]) / (1 - by_budget[m["budget_s"]]["test_acc"]), 3
+                ),
+            }
+            for m in means
+            if m["budget_s"] in by_budget
+        ],
         "torch": torch.__version__,
     }
     write_json(args.json, payload)

@@ -2,6 +2,8 @@
 JSON they promise. Only their plumbing is checked here: speed is measured by running them, never
 asserted in a test."""
 
+import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -65,25 +67,95 @@ def test_bench_loader_writes_both_pipelines(tmp_path, data_dir):
 @pytest.mark.slow
 def test_bench_time_budget_runs_the_cli_and_the_baseline(tmp_path, data_dir):
     path, figure = tmp_path / "budget.json", tmp_path / "curve.png"
-    run_script(
+    stdout = run_script(
         "bench_time_budget.py",
-        *("--budgets", "25s", "--cold", "25s", "--baseline-model", "resnet20"),
+        *("--budgets", "20s", "--cold", "20s", "--baseline-model", "resnet20"),
+        *("--seeds", 2, "--precisions", "fp32", "bf16"),
         *("--out", tmp_path / "runs", "--plot", figure, "--json", path),
         *("--", "--val-split", 500),
         tmp_path=tmp_path,
         data_dir=data_dir,
     )
     result = json.loads(path.read_text())
-    warm, cold = result["reslab"]
-    assert (warm["cache"], cold["cache"]) == ("warm", "cold")
-    for r in (warm, cold):
-        assert r["stopped_by"] == "time budget" and r["precision"] == "fp32"
+    *warm, cold = result["reslab"]
+    assert [(r["precision"], r["seed"], r["cache"]) for r in warm] == [
+        ("fp32", 0, "warm"),
+        ("fp32", 1, "warm"),
+        ("bf16", 0, "warm"),
+        ("bf16", 1, "warm"),
+    ]
+    assert (cold["cache"], cold["precision"], cold["seed"]) == ("cold", "fp32", 0)
+    for r in result["reslab"]:
+        assert r["stopped_by"] == "time budget"
         assert r["wall_s"] > 0 and 0 <= r["test_acc"] <= 1 and r["val_acc"]
-        assert r["command"].startswith("reslab train --time-budget 25 --recipe cpu-budget")
+        assert r["command"].startswith("reslab train --time-budget 20 --recipe cpu-budget")
+        assert f"--precision {r['precision']}" in r["command"]
+    fp32, bf16 = result["means"]
+    assert (fp32["precision"], fp32["seeds"]) == ("fp32", [0, 1])
+    assert fp32["mean_test_acc"] == pytest.approx((warm[0]["test_acc"] + warm[1]["test_acc"]) / 2)
+    (diff,) = result["paired"]
+    assert diff["difference"] == "bf16 - fp32" and diff["seeds"] == [0, 1]
     (base,) = result["baseline"]
-    assert base["model"] == "resnet20" and base["train_wall_s"] >= 25 and base["steps"] > 0
-    assert result["error_ratio"]["25"] == round((1 - warm["test_acc"]) / (1 - base["test_acc"]), 3)
+    assert base["model"] == "resnet20" and base["train_wall_s"] >= 20 and base["steps"] > 0
+    ratios = {r["precision"]: r["ratio"] for r in result["error_ratio"]}
+    assert ratios["fp32"] == round((1 - fp32["mean_test_acc"]) / (1 - base["test_acc"]), 3)
+    assert "| 20 s | bf16 - fp32 | 2 |" in stdout
     assert figure.stat().st_size > 1000
+
+
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_time_budget_means_and_paired_differences_by_seed():
+    """The summary of the time-budget benchmark, by hand: means with their t interval, the
+    second precision against the first paired by seed, the cold run left out."""
+    bench = _bench("bench_time_budget")
+
+    def row(precision, seed, acc, cache="warm"):
+        return dict(
+            precision=precision, budget_s=600.0, seed=seed, test_acc=acc, cache=cache,
+            wall_s=590.0, epochs=14,
+        )  # fmt: skip
+
+    results = [
+        row("fp32", 0, 0.86),
+        row("fp32", 1, 0.87),
+        row("fp32", 2, 0.88),
+        row("bf16", 0, 0.87),
+        row("bf16", 1, 0.89),
+        row("bf16", 3, 0.99),  # no fp32 twin: not paired
+        row("fp32", 0, 0.10, cache="cold"),
+    ]
+    fp32, bf16 = bench.summarize(results)
+    assert fp32["mean_test_acc"] == pytest.approx(0.87)
+    # sd 0.01, se 0.01 / sqrt(3), t(0.975, 2) = 4.3027
+    assert fp32["high"] - fp32["mean_test_acc"] == pytest.approx(4.3027 * 0.01 / 3**0.5, rel=1e-4)
+    assert bf16["seeds"] == [0, 1, 3]
+    (diff,) = bench.paired(results)
+    # differences 0.01 and 0.02: mean 0.015, sd 0.00707, se 0.005, t(0.975, 1) = 12.706
+    assert diff["seeds"] == [0, 1] and diff["mean"] == pytest.approx(0.015)
+    assert diff["low"] == pytest.approx(0.015 - 12.706 * 0.005, rel=1e-3)
+
+
+def test_bench_time_budget_grid_seeds_only_where_asked():
+    bench = _bench("bench_time_budget")
+    args = argparse.Namespace(seeds=3, seeds_at=["10m"], precisions=["fp32", "bf16"])
+    runs = bench.grid(args, [120.0, 600.0])
+    assert runs[:4] == [
+        ("fp32", 120.0, 0),
+        ("fp32", 600.0, 0),
+        ("fp32", 600.0, 1),
+        ("fp32", 600.0, 2),
+    ]
+    assert len(runs) == 8 and runs[4] == ("bf16", 120.0, 0)
+    plain = argparse.Namespace(seeds=None, seeds_at=None, precisions=None)
+    assert bench.grid(plain, [600.0]) == [(None, 600.0, None)]
+    with pytest.raises(SystemExit, match="not among --budgets"):
+        bench.grid(argparse.Namespace(seeds=2, seeds_at=["5m"], precisions=None), [600.0])
 
 
 def _run(test_acc: float, epoch_times: list[float], command_s: float = 30.0) -> dict:
