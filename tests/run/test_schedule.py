@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from reslab.run.config import build_config
-from reslab.run.schedule import build_scheduler, image_size_at, lr_factor, progressive_cost
+from reslab.run.schedule import (
+    build_scheduler,
+    image_size_at,
+    lr_factor,
+    progressive_cost,
+    progressive_part,
+)
 
 
 def _lrs(config, total, per_epoch=10):
@@ -89,3 +95,18 @@ def test_progressive_cost_sums_each_steps_share_of_the_full_size_pixels():
             sizes = [image_size_at([16, 24], i, total) or 32 for i in range(first, last)]
             assert cost(first, last, total) == pytest.approx(sum((v / 32) ** 2 for v in sizes))
     assert cost(0, 90, 90) == pytest.approx(30 * (0.25 + 0.5625 + 1))
+
+
+def test_progressive_parts_never_go_back_and_the_cost_follows_the_parts_run():
+    # Moved to 24 px at step 30 of a 90-step run, which a refit then made 120 steps long: the
+    # steps to come stay at 24 px until the longer run's own 24 px part ends (step 80).
+    assert progressive_part([16, 24], 35, 120) == 0 and progressive_part([16, 24], 35, 120, 1) == 1
+    assert image_size_at([16, 24], 79, 120, reached=1) == 24
+    assert image_size_at([16, 24], 80, 120, reached=1) is None
+    cost = progressive_cost([16, 24], 32)
+    # Done: 30 steps at 16 px, 5 at 24; to come: 45 at 24 (35..79), 40 at full size.
+    assert cost(0, 35, 120, (30,), 35) == pytest.approx(30 * 0.25 + 5 * 0.5625)
+    assert cost(35, 120, 120, (30,), 35) == pytest.approx(45 * 0.5625 + 40)
+    # A part skipped (two switches at one step) costs nothing; without switches, as before.
+    assert cost(0, 10, 10, (4, 4), 6) == pytest.approx(4 * 0.25 + 2 + 4)
+    assert cost(0, 90, 90, (), 0) == cost(0, 90, 90)

@@ -176,6 +176,47 @@ def test_progressive_resizing_prices_small_steps_cheaper_and_keeps_its_parts_equ
     assert max(counts) - min(counts) <= 2, counts
 
 
+def test_progressive_sizes_never_go_back_when_small_steps_cost_more_than_their_pixels(
+    tmp_path, tiny_config, fake_clock, monkeypatch
+):
+    # A fixed 0.4 s a step besides the pixels' share: each larger size is cheaper per full-size
+    # step than priced, so a refit lengthens the run and moves the part's end past the step.
+    seen = []
+    fake_clock.step_s = lambda now: 0.4 + 0.6 * (seen[-1] / 32) ** 2
+    timed = engine.train_step
+    record = lambda s, x, y: seen.append(x.shape[-1]) or timed(s, x, y)  # noqa: E731
+    monkeypatch.setattr(engine, "train_step", record)
+    config = _budgeted(
+        tiny_config, model="resnet9_w16", progressive=[16, 24], schedule="onecycle", check_every=5
+    )
+    s = session.fit(config, tmp_path / "r", quiet=True, started=0.0).summary
+    assert seen == sorted(seen), [i for i in range(1, len(seen)) if seen[i] < seen[i - 1]]
+    assert set(seen) == {16, 24, 32}
+    assert s["stopped_by"] == "time budget" and s["budget_spent_s"] <= 100
+
+
+def test_a_resumed_progressive_budgeted_run_goes_on_at_the_size_it_had_reached(
+    tmp_path, tiny_config, fake_clock, monkeypatch
+):
+    seen = []
+    fake_clock.step_s = lambda now: 0.4 + 0.6 * (seen[-1] / 32) ** 2
+    timed = engine.train_step
+    record = lambda s, x, y: seen.append(x.shape[-1]) or timed(s, x, y)  # noqa: E731
+    monkeypatch.setattr(engine, "train_step", record)
+    config = _budgeted(
+        tiny_config, model="resnet9_w16", progressive=[16, 24], schedule="onecycle",
+        check_every=5, checkpoint_every=0.001,
+    )  # fmt: skip
+    with pytest.raises(StopRequested):
+        session.fit(config, tmp_path / "r", quiet=True, started=0.0,
+                    should_stop=lambda step: seen[-1] == 24 and seen.count(24) == 10)  # fmt: skip
+    before = len(seen)
+    fake_clock.now = 1000.0
+    s = session.resume(tmp_path / "r", quiet=True, started=1000.0).summary
+    assert seen[before] == 24 and seen == sorted(seen)
+    assert s["stopped_by"] == "time budget" and s["budget_spent_s"] <= 100
+
+
 def test_a_budget_alone_sets_the_length(tmp_path, tiny_config, fake_clock):
     config = _budgeted(tiny_config, epochs=0, max_steps=0, schedule="onecycle")
     result = session.fit(config, tmp_path / "r", quiet=True, started=0.0)

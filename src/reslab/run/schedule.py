@@ -73,32 +73,49 @@ def build_scheduler(
     )
 
 
-def image_size_at(sizes: list[int], step: int, total_steps: int) -> int | None:
+def progressive_part(sizes: list[int], step: int, total_steps: int, reached: int = 0) -> int:
+    """Progressive resizing: the part of the run (0 .. len(sizes), the last at full size) that
+    the step after `step` steps of `total_steps` belongs to, of len(sizes) + 1 equal parts;
+    never below `reached`, the part the run is already in: a time budget that lengthens the run
+    moves the parts' ends later, but a run that has moved to larger images stays there."""
+    parts = len(sizes) + 1
+    return max(reached, min(parts - 1, parts * step // max(1, total_steps)))
+
+
+def image_size_at(sizes: list[int], step: int, total_steps: int, reached: int = 0) -> int | None:
     """Progressive resizing: the image size (shorter side) of the step after `step` steps of
-    `total_steps`: sizes[i] for the i-th of len(sizes) + 1 equal parts of the run, None (the
-    data's own size) for the last part and for a run without sizes."""
+    `total_steps` (`progressive_part`): sizes[i] for the i-th part, None (the data's own size)
+    for the last part and for a run without sizes."""
     if not sizes:
         return None
-    part = (len(sizes) + 1) * step // max(1, total_steps)
+    part = progressive_part(sizes, step, total_steps, reached)
     return sizes[part] if part < len(sizes) else None
 
 
-def progressive_cost(sizes: list[int], full: int) -> Callable[[int, int, int], float]:
+def progressive_cost(sizes: list[int], full: int) -> Callable[..., float]:
     """What steps first.. last - 1 (0-based) of a run of `total` steps cost in full-size steps,
     taking a step's cost as its pixels' share of the full size's: a time budget prices the
-    steps still to come with it. Convolutions' work is in proportion to the pixels; what is
-    not (a step's fixed overhead) makes small steps dearer than this, so a speed measured on
-    small images overstates what the full-size ones will take, and the run ends early rather
-    than late."""
+    steps done and those still to come with it. `switches` are the steps at which the run
+    moved to each later part so far and `now` the steps done: a step before `now` was in the
+    part the switches say, a later one is in `progressive_part` of `total`, never below the
+    part reached. Convolutions' work is in proportion to the pixels; what is not (a step's
+    fixed overhead) makes small steps dearer than this, so a speed measured on small images
+    overstates what the full-size ones will take, and the run ends early rather than late."""
     shares = [(size / full) ** 2 for size in sizes] + [1.0]
     parts = len(shares)
 
-    def cost(first: int, last: int, total: int) -> float:
-        total = max(1, total)
-        starts = [-(-k * total // parts) for k in range(parts + 1)]  # step k of image_size_at
+    def cost(first: int, last: int, total: int, switches: tuple = (), now: int = 0) -> float:
+        total, reached = max(1, total), len(switches)
+        starts = [-(-k * total // parts) for k in range(parts)]  # step k of progressive_part
+        spans = [  # (first step, end, part): the steps done, then those to come
+            *zip([0, *switches], [*switches, now], range(reached + 1), strict=True),
+            *(
+                (max(now, start), end, max(k, reached))
+                for k, (start, end) in enumerate(zip(starts, [*starts[1:], math.inf], strict=True))
+            ),
+        ]
         return sum(
-            share * max(0, min(last, end) - max(first, start))
-            for share, start, end in zip(shares, starts, starts[1:], strict=False)
+            shares[part] * max(0, min(last, end) - max(first, start)) for start, end, part in spans
         )
 
     return cost

@@ -24,7 +24,7 @@ from reslab.errors import CheckpointError, DivergenceError
 from reslab.metrics import EvalResult, evaluate_batches
 from reslab.run.checkpoint import save_checkpoint
 from reslab.run.directory import RunDir
-from reslab.run.schedule import image_size_at
+from reslab.run.schedule import progressive_part
 from reslab.train.budget import NoBudget, TimeBudget, clock
 from reslab.train.progress import Left, ProgressDisplay
 from reslab.train.runtime import rng_state, set_rng_state
@@ -46,6 +46,8 @@ class Position:
     best_epoch: int = 0
     wall_time_s: float = 0.0  # training time over all sessions of this run (steps only)
     budget_spent_s: float = 0.0  # --time-budget: the budget spent up to this checkpoint
+    # --progressive: the steps at which the run moved to each later image size so far
+    switches: list[int] = dataclasses.field(default_factory=list)
 
 
 class EpochMeter:
@@ -176,7 +178,7 @@ def train_loop(
             display.total_epochs = length.epochs  # a time budget may have re-sized the run
             display.start_epoch(pos.epoch, length.epoch_steps(pos.step, pos.batch), pos.batch)
             checked, shown, interrupt = pos.step, clock(), False
-            _set_image_size(s, pos.step)
+            _set_image_size(s, pos)
             watch.start()
             for x, y in s.train_loader.iter_epoch(pos.epoch, start_batch=pos.batch):
                 loss, correct = train_step(s, x, y)
@@ -187,7 +189,6 @@ def train_loop(
                     s.ema.update_parameters(s.model)
                 pos.step += 1
                 pos.batch += 1
-                _set_image_size(s, pos.step)  # of the next batch, which the loader draws next
                 budget.stepped(pos.step)  # a time budget times the first steps, then sizes the run
                 if hooks.probe.due(pos.step, length.total_steps):
                     with watch.paused(meter):
@@ -210,6 +211,7 @@ def train_loop(
                 if checkpoints.due(at_check):  # mid-epoch: resumes exactly, as after a SIGINT
                     with watch.paused(meter):
                         checkpoints.save(pos, meter)
+                _set_image_size(s, pos)  # of the next batch, which the loader draws next
             meter.seconds += watch.stop()
             if interrupt:
                 checkpoints.save(pos, meter)
@@ -218,11 +220,15 @@ def train_loop(
     return pos
 
 
-def _set_image_size(s: Setup, step: int) -> None:
-    """Progressive resizing (`progressive`): the size the loader scales the next batch to. A
-    pure function of the step and the run's length, so a resumed run draws what it would have."""
-    if s.config.progressive:
-        s.train_loader.size = image_size_at(s.config.progressive, step, s.length.total_steps)
+def _set_image_size(s: Setup, pos: Position) -> None:
+    """Progressive resizing (`progressive`): the size the loader scales the next batch to, after
+    the run's length was last fitted. A function of the step, the length and the part reached
+    (`pos.switches`, in every checkpoint), so a resumed run draws what it would have."""
+    sizes = s.config.progressive
+    if sizes:
+        part = progressive_part(sizes, pos.step, s.length.total_steps, len(pos.switches))
+        pos.switches += [pos.step] * (part - len(pos.switches))
+        s.train_loader.size = sizes[part] if part < len(sizes) else None
 
 
 def _check_finite(s: Setup, run: RunDir, pos: Position, recent: torch.Tensor, first: int):

@@ -177,12 +177,17 @@ def _budget(s: Setup, pos: Position, started: float, watch: Stopwatch) -> TimeBu
         batch_size=s.config.batch_size,
         evaluated_images=(val, len(s.test_loader.labels)),
         eval_passes=tta_views(s.config.tta, s.config.tta_shift),
-        cost=progressive_cost(s.config.progressive, min(s.data.image_size))
-        if s.config.progressive
-        else None,
+        cost=_progressive_cost(s, pos) if s.config.progressive else None,
         agree_any=lambda flag: s.world.agree(flag, True, s.device),  # every rank, every step
         agree_min=lambda n: s.world.smallest(n, s.device),
     )
+
+
+def _progressive_cost(s: Setup, pos: Position):
+    """The cost of steps under progressive resizing, from the parts the run has been in
+    (`pos`, which the loop moves on)."""
+    cost = progressive_cost(s.config.progressive, min(s.data.image_size))
+    return lambda first, last, total: cost(first, last, total, tuple(pos.switches), pos.step)
 
 
 def _run(s: Setup, run: RunDir, pos: Position, meter_state, hooks: Hooks, started: float):

@@ -10,6 +10,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from reslab.data import DataSplits, DeviceLoader, ImageSet, holdout, load_dataset
+from reslab.data.loader import scaled_size
 from reslab.errors import ConfigError
 from reslab.metrics import EVAL_BATCH
 from reslab.nn import PatchWhitening
@@ -152,10 +153,10 @@ def check_progressive(sizes: list[int], model: nn.Module, data: DataSplits) -> N
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, data.in_channels, sizes[0], sizes[0]))
+            model(torch.zeros(1, data.in_channels, *scaled_size(data.image_size, min(sizes))))
     except RuntimeError as e:
         raise ConfigError(
-            f"progressive: {model.__class__.__name__} does not take {sizes[0]} px images "
+            f"progressive: {model.__class__.__name__} does not take {min(sizes)} px images "
             f"({str(e).splitlines()[0]}); use larger sizes, or a network that pools globally"
         ) from None
     finally:
