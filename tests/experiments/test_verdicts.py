@@ -152,6 +152,33 @@ def test_more_noise_never_makes_the_layers_match(tmp_path, shift, noise, expecte
     assert "equivalence, two one-sided tests" in section.claim
 
 
+def test_seeds_added_after_the_grid_do_not_move_the_rates_a_verdict_is_judged_at(tmp_path):
+    """`--more-seeds`: a third seed at the largest rate whose torch-BN run fails to train
+    leaves that rate among those where torch's BN works (chosen on the 2 seeds every run has),
+    and the tolerance verdict's largest training rates stay those of the common seeds."""
+
+    def curves(g, seed):
+        return [0.5, 0.6, 0.70 + _shift(seed)], "done"
+
+    results = _results(batchnorm.EXPERIMENT, curves, tmp_path, model="small_cnn")
+    before_scratch = batchnorm._scratch(results).rows
+    before_tolerance = batchnorm._tolerance(results)
+    top = max(batchnorm.LRS)
+    for spec in {r.spec.name: r.spec for r in results.runs if r.spec.group["lr"] == top}.values():
+        failed = spec.group["norm"] == "batchnorm"
+        record = _record(f"{spec.name}-s2", [0.1, 0.1, 0.1] if failed else [0.5, 0.6, 0.72])
+        results.runs.append(RunResult(spec, 2, record, "diverged" if failed else "done"))
+    results.seeds = 2
+    after_scratch = batchnorm._scratch(results).rows
+    assert "not judged" not in after_scratch[-1][-1], after_scratch[-1]
+    assert after_scratch[-1][0] == f"{top:g}" and len(after_scratch) == len(before_scratch)
+    tolerance = batchnorm._tolerance(results)
+    assert (tolerance.verdict, tolerance.evidence) == (
+        before_tolerance.verdict,
+        before_tolerance.evidence,
+    )
+
+
 def test_bn_lr_tolerance_waits_for_rates_still_learning_near_chance(tmp_path):
     def curves(g, seed):
         if g["norm"] == "none" and g["lr"] >= 0.5:  # near chance, loss still falling fast

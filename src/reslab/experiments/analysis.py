@@ -223,6 +223,12 @@ class Fit:
         )
 
 
+def fewest_seeds(*arms: list) -> int:
+    """The seeds a gap between these arms rests on: the fewest any of them has (an arm that
+    got more seeds than another does not make their gap's interval narrower by itself)."""
+    return min((len(a) for a in arms), default=0)
+
+
 def run_names(*groups: Iterable) -> list[str]:
     """The grid names of the runs (RunResults) in `groups`, each once, in order."""
     return list(dict.fromkeys(r.spec.name for group in groups for r in group))

@@ -17,6 +17,7 @@ from reslab.experiments.analysis import (
     all_of,
     area,
     cells,
+    fewest_seeds,
     final,
     fmt,
     hours,
@@ -110,10 +111,6 @@ def _fit(results, metric) -> Fit:
     return Fit(cells(arms, metric), noise=Fit(cells(working, metric)))
 
 
-def _seeds(results) -> int:
-    return max((len(v) for v in _arms(results).values()), default=0)
-
-
 def _num(value: float | None, missing: str) -> str:
     return missing if value is None else f"{value:g}"
 
@@ -122,7 +119,7 @@ def _rate_trains(results, norm, lr) -> bool | None:
     """Whether the runs at this rate train: True, False (diverged, or near chance with the loss
     no longer falling), or None while any is near chance but still learning."""
     verdicts = set()
-    for r in results.select(norm=norm, lr=lr):
+    for r in results.shared(norm=norm, lr=lr):  # a choice: on the seeds every run has
         if trained(r, CHANCE):
             verdicts.add(True)
         elif r.status == "diverged" or not progress(r.record).learning:
@@ -161,7 +158,8 @@ def _open(protocol, judged: list[tuple], results, norms: tuple[str, str]) -> str
     for lr, iv, decided in judged:
         if decided == INCONCLUSIVE:
             spent = hours(r for n in norms for r in results.select(norm=n, lr=lr))
-            why = why_open(protocol, iv, _seeds(results), spent)
+            seeds = fewest_seeds(*(results.select(norm=n, lr=lr) for n in norms))
+            why = why_open(protocol, iv, seeds, spent)
             return f" The first rate left open is {lr:g}.{why}"
     return ""
 
@@ -262,7 +260,8 @@ def _placement(results) -> Section:
     decided, why = settle(PLACED.decide(iv), chosen, "val_acc", PLACED.margin)
     opened = []
     if decided == INCONCLUSIVE:
-        why += why_open(PLACED, iv, _seeds(results), hours(r for v in chosen.values() for r in v))
+        spent = hours(r for v in chosen.values() for r in v)
+        why += why_open(PLACED, iv, fewest_seeds(*chosen.values()), spent)
         opened = run_names(*chosen.values())
     val = _fit(results, lambda r: final(r.record, "val_acc"))
     per_rate = "; ".join(
@@ -302,7 +301,7 @@ def _scratch(results) -> Section:
     rate where torch's BN trains. Not held to a settled curve: two equal layers match at every
     point of training, so a mid-training gap beyond the margin is as much a difference."""
     fit = _fit(results, lambda r: final(r.record, "val_acc"))
-    works = [lr for lr in LRS if (ref := results.select(norm="batchnorm", lr=lr))
+    works = [lr for lr in LRS if (ref := results.shared(norm="batchnorm", lr=lr))
              and all(trained(r, CHANCE) for r in ref)]  # fmt: skip
     gaps = {lr: fit.gap(("batchnorm-scratch", lr), ("batchnorm", lr)) for lr in LRS}
     judged = _judge(MATCH, [(lr, gaps[lr]) for lr in works])

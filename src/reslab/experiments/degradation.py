@@ -11,6 +11,7 @@ from reslab.experiments.analysis import (
     Protocol,
     all_of,
     cells,
+    fewest_seeds,
     fmt,
     hours,
     mean_std,
@@ -102,16 +103,12 @@ def _fit(results) -> Fit:
     return Fit(cells(_arms(results), _error))
 
 
-def _seeds(results) -> int:
-    return max((len(v) for v in _arms(results).values()), default=0)
-
-
 def _decide(protocol, iv, results, arms) -> tuple[str, str]:
     """The protocol's verdict, held to settled curves; for an open one, what would decide it."""
     decided, why = settle(protocol.decide(iv), arms, "train_acc", protocol.margin)
     if decided == INCONCLUSIVE:
         spent = hours(r for runs in arms.values() for r in runs)
-        why += why_open(protocol, iv, _seeds(results), spent)
+        why += why_open(protocol, iv, fewest_seeds(*arms.values()), spent)
     return decided, why
 
 

@@ -14,6 +14,7 @@ from reslab.experiments.analysis import (
     accuracy_on_test,
     area,
     cells,
+    fewest_seeds,
     final,
     fmt,
     hours,
@@ -112,11 +113,6 @@ def _fit(results, metric) -> Fit:
     return Fit(cells(arms, metric), noise=Fit(cells(working, metric)))
 
 
-def _seeds(results) -> int:
-    return max((len(results.select(optimizer=n, lr=lr)) for n in OPTIMIZERS
-                for lr in OPTIMIZERS[n][1]), default=0)  # fmt: skip
-
-
 def _train_area(r) -> float:
     return area(r, "train_acc", CHANCE)
 
@@ -127,10 +123,9 @@ def _momentum(results, best, rows, edges, figures) -> Section:
     )
     decided, why, opened = MOMENTUM.decide(iv), "", []
     if decided == INCONCLUSIVE:
-        compared = [r for n in ("sgd-momentum", "sgd") for r in
-                    results.select(optimizer=n, lr=best[n])]  # fmt: skip
-        why = why_open(MOMENTUM, iv, _seeds(results), hours(compared))
-        opened = run_names(compared)
+        arms = [results.select(optimizer=n, lr=best[n]) for n in ("sgd-momentum", "sgd")]
+        why = why_open(MOMENTUM, iv, fewest_seeds(*arms), hours(r for a in arms for r in a))
+        opened = run_names(*arms)
     return Section(
         "Momentum speeds up SGD",
         "At an equal budget and each at its best learning rate, SGD with momentum fits the "
