@@ -172,13 +172,14 @@ def summarize(results: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         if r["cache"] == "warm":
-            groups.setdefault((r["precision"], r["budget_s"]), []).append(r)
+            groups.setdefault((r["arm"], r["budget_s"]), []).append(r)
     rows = []
-    for (precision, budget), runs in groups.items():
+    for (arm, budget), runs in groups.items():
         iv = sample_interval(r["test_acc"] for r in runs)
         rows.append(
             {
-                "precision": precision,
+                "precision": arm,  # as asked (--precisions); "auto" resolves per run
+                "resolved": sorted({r["precision"] for r in runs}),
                 "budget_s": budget,
                 "seeds": sorted(r["seed"] for r in runs),
                 "mean_test_acc": iv.estimate,
@@ -195,8 +196,8 @@ def paired(results: list[dict]) -> list[dict]:
     """Each later precision minus the first, per budget, paired by seed (the seed draws the
     validation split and the data order, which both precisions then share)."""
     warm = [r for r in results if r["cache"] == "warm"]
-    precisions = list(dict.fromkeys(r["precision"] for r in warm))
-    acc = {(r["precision"], r["budget_s"], r["seed"]): r["test_acc"] for r in warm}
+    precisions = list(dict.fromkeys(r["arm"] for r in warm))
+    acc = {(r["arm"], r["budget_s"], r["seed"]): r["test_acc"] for r in warm}
     rows = []
     for other in precisions[1:]:
         for budget in dict.fromkeys(r["budget_s"] for r in warm):
@@ -239,7 +240,7 @@ def plot(results: list[dict], baseline: list[dict], path: str) -> None:
         )
         xs, ys = [m["budget_s"] / 60 for m in rows], [100 * m["mean_test_acc"] for m in rows]
         (line,) = ax.plot(xs, ys, "o-", label=f"reslab train --time-budget, {precision}")
-        runs = [r for r in results if r["cache"] == "warm" and r["precision"] == precision]
+        runs = [r for r in results if r["cache"] == "warm" and r["arm"] == precision]
         ax.plot(
             [r["budget_s"] / 60 for r in runs],
             [100 * r["test_acc"] for r in runs],
@@ -284,6 +285,12 @@ def _interval(row: dict, key: str = "mean_test_acc") -> str:
     )
 
 
+def _precision(run: dict) -> str:
+    """The precision asked for, and what it resolved to where that differs (auto)."""
+    asked, used = run["arm"], run["precision"]
+    return used if asked == used else f"{asked} ({used})"
+
+
 def table(results: list[dict], baseline: list[dict]) -> str:
     """The runs one per line, then the means by precision and budget with the error ratio
     against the baseline of the same budget, then the paired differences."""
@@ -294,7 +301,7 @@ def table(results: list[dict], baseline: list[dict]) -> str:
     ]
     for r in results:
         lines.append(
-            f"| {r['budget_s']:g} s | {r['precision']} | {r['seed']} | {r['cache']} | "
+            f"| {r['budget_s']:g} s | {_precision(r)} | {r['seed']} | {r['cache']} | "
             f"{r['wall_s']:.1f} | {r['overshoot_pct']:+.2f}% | {r['epochs']} | "
             f"{100 * r['test_acc']:.2f}% |"
         )
@@ -383,6 +390,10 @@ def main() -> None:
     args = p.parse_args()
     if args.seeds is not None and args.seeds < 1:
         p.error(f"--seeds {args.seeds}: give 1 or more")
+    if args.seeds_at and args.seeds is None:
+        p.error("--seeds-at needs --seeds")
+    if args.precisions and len(set(args.precisions)) < len(args.precisions):
+        p.error(f"--precisions {' '.join(args.precisions)}: each once")
     budgets = [parse_duration(b) for b in args.budgets]
     base_budgets = (
         budgets
@@ -402,7 +413,7 @@ def main() -> None:
             + ([f"seed{seed}"] if seed is not None else [])
         )
         run = reslab_run(b, args, out / name, warm_dir, seed, precision)
-        r = {"cache": "warm", **run}
+        r = {"cache": "warm", "arm": precision or run["precision"], **run}
         results.append(r)
         print(json.dumps(r), flush=True)
     if args.cold:
@@ -410,7 +421,7 @@ def main() -> None:
         precision = args.precisions[0] if args.precisions else None
         with tempfile.TemporaryDirectory() as cold_dir:
             run = reslab_run(b, args, out / f"reslab-{b:g}s-cold", Path(cold_dir), None, precision)
-        r = {"cache": "cold", **run}
+        r = {"cache": "cold", "arm": precision or run["precision"], **run}
         results.append(r)
         print(json.dumps(r), flush=True)
     baseline = []

@@ -115,10 +115,10 @@ def test_bench_time_budget_means_and_paired_differences_by_seed():
     second precision against the first paired by seed, the cold run left out."""
     bench = _bench("bench_time_budget")
 
-    def row(precision, seed, acc, cache="warm"):
+    def row(precision, seed, acc, cache="warm", arm=None):
         return dict(
-            precision=precision, budget_s=600.0, seed=seed, test_acc=acc, cache=cache,
-            wall_s=590.0, epochs=14,
+            precision=precision, arm=arm or precision, budget_s=600.0, seed=seed, test_acc=acc,
+            cache=cache, wall_s=590.0, epochs=14, overshoot_pct=-1.7,
         )  # fmt: skip
 
     results = [
@@ -139,6 +139,14 @@ def test_bench_time_budget_means_and_paired_differences_by_seed():
     # differences 0.01 and 0.02: mean 0.015, sd 0.00707, se 0.005, t(0.975, 1) = 12.706
     assert diff["seeds"] == [0, 1] and diff["mean"] == pytest.approx(0.015)
     assert diff["low"] == pytest.approx(0.015 - 12.706 * 0.005, rel=1e-3)
+    # Asked as auto and as bf16 on a machine where auto picks bf16: two arms, not one.
+    both = [row("bf16", 0, 0.87, arm="auto"), row("bf16", 0, 0.88), row("bf16", 1, 0.89)]
+    auto, bf16 = bench.summarize(both)
+    assert (auto["precision"], auto["resolved"], auto["seeds"]) == ("auto", ["bf16"], [0])
+    assert bf16["seeds"] == [0, 1]
+    (diff,) = bench.paired(both)
+    assert diff["difference"] == "bf16 - auto" and diff["mean"] == pytest.approx(0.01)
+    assert "| 600 s | auto (bf16) | 0 |" in bench.table(both, [])
 
 
 def test_bench_time_budget_grid_seeds_only_where_asked():
