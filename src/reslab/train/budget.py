@@ -182,10 +182,10 @@ class TimeBudget:
     def fit(self, step: int, now: float | None = None) -> int:
         """The run's new length in steps: the most the time left affords, its steps and the
         rest still to come (the reserve, which grows with the length: more epoch ends) together,
-        within the cap, and never fewer than done. Both grow with the length, so the longest
-        that fits is found by bisection (with progressive resizing the steps' cost can dip by
-        a fraction of a step where a longer run moves a part's end: the bisection finds a
-        length within a step or two of the longest then)."""
+        within the cap, and never fewer than done. Both grow with the length (with progressive
+        resizing too: one more step moves each part's end by at most a step, which saves less
+        than the full-size step it adds costs), so the longest that fits is found by
+        bisection."""
         if not self.step_s:
             return self.length.cap
         left = self.left(now)
