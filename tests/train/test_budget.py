@@ -158,15 +158,22 @@ def test_a_slower_machine_shortens_the_run_and_it_still_ends_in_time(
     assert s["steps"] < AFFORDED - 15  # far fewer than the first speed promised
 
 
+def _sizes_seen(monkeypatch, fake_clock, fixed_s: float) -> list[int]:
+    """The image size of every training step, in order, on a fake clock where a step costs
+    `fixed_s` plus the rest of a full-size second in proportion to its pixels."""
+    seen = []
+    fake_clock.step_s = lambda now: fixed_s + (1 - fixed_s) * (seen[-1] / 32) ** 2
+    timed = engine.train_step
+    record = lambda s, x, y: seen.append(x.shape[-1]) or timed(s, x, y)  # noqa: E731
+    monkeypatch.setattr(engine, "train_step", record)
+    return seen
+
+
 def test_progressive_resizing_prices_small_steps_cheaper_and_keeps_its_parts_equal(
     tmp_path, tiny_config, fake_clock, monkeypatch
 ):
     # A step costs its pixels' share of a full-size step's 1 s: 0.25 s at 16 px, 0.5625 at 24.
-    seen = []
-    fake_clock.step_s = lambda now: (seen[-1] / 32) ** 2
-    timed = engine.train_step
-    record = lambda s, x, y: seen.append(x.shape[-1]) or timed(s, x, y)  # noqa: E731
-    monkeypatch.setattr(engine, "train_step", record)
+    seen = _sizes_seen(monkeypatch, fake_clock, fixed_s=0.0)
     config = _budgeted(tiny_config, model="resnet9_w16", progressive=[16, 24], schedule="onecycle")
     s = session.fit(config, tmp_path / "r", quiet=True, started=0.0).summary
     assert s["stopped_by"] == "time budget" and s["budget_spent_s"] <= 100
@@ -181,11 +188,7 @@ def test_progressive_sizes_never_go_back_when_small_steps_cost_more_than_their_p
 ):
     # A fixed 0.4 s a step besides the pixels' share: each larger size is cheaper per full-size
     # step than priced, so a refit lengthens the run and moves the part's end past the step.
-    seen = []
-    fake_clock.step_s = lambda now: 0.4 + 0.6 * (seen[-1] / 32) ** 2
-    timed = engine.train_step
-    record = lambda s, x, y: seen.append(x.shape[-1]) or timed(s, x, y)  # noqa: E731
-    monkeypatch.setattr(engine, "train_step", record)
+    seen = _sizes_seen(monkeypatch, fake_clock, fixed_s=0.4)
     config = _budgeted(
         tiny_config, model="resnet9_w16", progressive=[16, 24], schedule="onecycle", check_every=5
     )
@@ -198,11 +201,7 @@ def test_progressive_sizes_never_go_back_when_small_steps_cost_more_than_their_p
 def test_a_resumed_progressive_budgeted_run_goes_on_at_the_size_it_had_reached(
     tmp_path, tiny_config, fake_clock, monkeypatch
 ):
-    seen = []
-    fake_clock.step_s = lambda now: 0.4 + 0.6 * (seen[-1] / 32) ** 2
-    timed = engine.train_step
-    record = lambda s, x, y: seen.append(x.shape[-1]) or timed(s, x, y)  # noqa: E731
-    monkeypatch.setattr(engine, "train_step", record)
+    seen = _sizes_seen(monkeypatch, fake_clock, fixed_s=0.4)
     config = _budgeted(
         tiny_config, model="resnet9_w16", progressive=[16, 24], schedule="onecycle",
         check_every=5, checkpoint_every=0.001,
