@@ -88,7 +88,11 @@ def image_size_at(sizes: list[int], step: int, total_steps: int, reached: int = 
     for the last part and for a run without sizes."""
     if not sizes:
         return None
-    part = progressive_part(sizes, step, total_steps, reached)
+    return part_size(sizes, progressive_part(sizes, step, total_steps, reached))
+
+
+def part_size(sizes: list[int], part: int) -> int | None:
+    """The image size of a part of a progressive run: None (the data's own) for the last."""
     return sizes[part] if part < len(sizes) else None
 
 

@@ -24,7 +24,7 @@ from reslab.errors import CheckpointError, DivergenceError
 from reslab.metrics import EvalResult, evaluate_batches
 from reslab.run.checkpoint import save_checkpoint
 from reslab.run.directory import RunDir
-from reslab.run.schedule import progressive_part
+from reslab.run.schedule import part_size, progressive_part
 from reslab.train.budget import NoBudget, TimeBudget, clock
 from reslab.train.progress import Left, ProgressDisplay
 from reslab.train.runtime import rng_state, set_rng_state
@@ -228,7 +228,7 @@ def _set_image_size(s: Setup, pos: Position) -> None:
     if sizes:
         part = progressive_part(sizes, pos.step, s.length.total_steps, len(pos.switches))
         pos.switches += [pos.step] * (part - len(pos.switches))
-        s.train_loader.size = sizes[part] if part < len(sizes) else None
+        s.train_loader.size = part_size(sizes, part)
 
 
 def _check_finite(s: Setup, run: RunDir, pos: Position, recent: torch.Tensor, first: int):
