@@ -1,12 +1,12 @@
 """Re-analyse the committed `hour` reports under the experiments' current method, from their
 tables alone.
 
-The run directories behind docs/experiments/NAME-hour/report.md are not kept; each report keeps
-its Runs table (every run's final validation accuracy, by seed) and per-arm tables (mean ± std
-over the seeds). This script parses them, fits arm + seed to what is given per run, judges each
-claim by its protocol in the experiment's module, and writes, for each experiment, what the
-tables decide and what needs the runs again between `<!-- reanalysis: hour -->` and
-`<!-- end reanalysis -->` in docs/experiments/NAME.md. `--check` exits 1 when a page is stale
+The run directories behind the first hour runs' reports (docs/experiments/NAME-hour-DATE/report.md)
+are not kept; each report keeps its Runs table (every run's final validation accuracy, by seed) and
+per-arm tables (mean ± std over the seeds). This script parses them, fits arm + seed to what is
+given per run, judges each claim by its protocol in the experiment's module, and writes, for each
+experiment, what the tables decide and what needs the runs again between `<!-- reanalysis: hour -->`
+and `<!-- end reanalysis -->` in docs/experiments/NAME.md. `--check` exits 1 when a page is stale
 (the test suite runs it).
 """
 
@@ -83,8 +83,17 @@ def hours(report: dict[str, str]) -> float:
     return sum(float(r["training time (s)"].replace(",", "")) for r in table(report["Runs"])) / 3600
 
 
+# The first hour runs, each report in a folder dated by its run (re-runs write NAME-hour).
+FIRST_RUN = {
+    "batchnorm": "2026-12-01",
+    "degradation": "2026-11-30",
+    "optimizers": "2026-12-01",
+    "placement": "2026-12-01",
+}
+
+
 def read(name: str) -> dict[str, str]:
-    return sections((DOCS / f"{name}-hour" / "report.md").read_text())
+    return sections((DOCS / f"{name}-hour-{FIRST_RUN[name]}" / "report.md").read_text())
 
 
 # -- verdicts -------------------------------------------------------------------------------
@@ -189,13 +198,13 @@ def batchnorm_rows() -> tuple[list, Fit, float]:
 # Read off the seed-0 figures the reports keep (the tables hold no curves): how far each curve
 # still moved per epoch over its last two epochs. A claim's curve is settled below its margin.
 PLACEMENT_DRIFT = (
-    "seed 0's figure (placement-hour/figures/placement_val.png) shows every layout's "
+    "seed 0's figure (placement-hour-2026-12-01/figures/placement_val.png) shows every layout's "
     "validation accuracy still rising about 4 points an epoch over its last two epochs"
 )
 DEGRADATION_DRIFT = (
-    "seed 0's figures (degradation-hour/figures/) show every net's training error still falling "
-    "about 4-5 points an epoch over its last two epochs (plain56_w8 about 71% at step 1,053, "
-    "63.3% at 1,755)"
+    "seed 0's figures (degradation-hour-2026-11-30/figures/) show every net's training error "
+    "still falling about 4-5 points an epoch over its last two epochs (plain56_w8 about 71% at "
+    "step 1,053, 63.3% at 1,755)"
 )
 
 

@@ -113,7 +113,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(columns: list[str], rows: list[list[str]], footnote: str, left: list[bool]):
+def _print_table(
+    columns: list[str], rows: list[list[str]], footnote: str, left: list[bool]
+) -> None:
     if not sys.stdout.isatty():  # piped: plain aligned text that keeps every name whole
         widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
         for cells in (columns, *rows):
