@@ -1,6 +1,7 @@
 """Verdicts are computed from the runs' numbers: the same code says supported or not."""
 
 import math
+import re
 import zlib
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from reslab.experiments.analysis import (
     NOT_SUPPORTED,
     SUPPORTED,
     UNTRAINED,
+    _duration,
     all_of,
     progress,
     settle,
@@ -150,6 +152,17 @@ def test_more_noise_never_makes_the_layers_match(tmp_path, shift, noise, expecte
     assert section.verdict == expected
     assert section.headers[-2:] == ["scratch minus torch", "verdict"]
     assert "equivalence, two one-sided tests" in section.claim
+
+
+def test_an_open_equivalence_names_every_open_rate_and_prices_seeds_at_all_of_them(tmp_path):
+    # The claim holds at every rate, so --more-seeds adds seeds at each rate left open: the
+    # projection's cost counts all their runs (4 rates x 2 layers x 2 seeds, 3 s each), not
+    # the first open rate's alone; the seeds are those of the noisiest rate (lr 1 here).
+    section = _scratch(tmp_path, 0.0, 0.006)
+    assert section.verdict == INCONCLUSIVE
+    assert " Rates left open: 0.01, 0.1, 0.5, 1. " in section.evidence
+    need = int(re.search(r"(\d+) seeds per arm would decide it", section.evidence).group(1))
+    assert f"about {_duration(16 * 3 * (need - 2) / 2)} more training" in section.evidence
 
 
 def test_seeds_added_after_the_grid_do_not_move_the_rates_a_verdict_is_judged_at(tmp_path):

@@ -4,6 +4,8 @@ the network's twin with each norm after its ReLU (`PLACEMENT_TWINS`)."""
 
 from __future__ import annotations
 
+import math
+
 from reslab.experiments.analysis import (
     BETTER,
     CHANCE,
@@ -25,6 +27,7 @@ from reslab.experiments.analysis import (
     parts,
     progress,
     run_names,
+    seeds_to_decide,
     settle,
     steps_to_target,
     trained,
@@ -154,14 +157,23 @@ def _open_runs(judged: list[tuple], results, norms: tuple[str, str]) -> list[str
 
 
 def _open(protocol, judged: list[tuple], results, norms: tuple[str, str]) -> str:
-    """What would decide the first rate left open between two norms, if one is."""
-    for lr, iv, decided in judged:
-        if decided == INCONCLUSIVE:
-            spent = hours(r for n in norms for r in results.select(norm=n, lr=lr))
-            seeds = fewest_seeds(*(results.select(norm=n, lr=lr) for n in norms))
-            why = why_open(protocol, iv, seeds, spent)
-            return f" The first rate left open is {lr:g}.{why}"
-    return ""
+    """What would decide the rates left open between two norms. The claim holds at every rate,
+    so all of them must be decided: the seeds are those of the rate that needs the most, the
+    cost that of adding them at every open rate (as --more-seeds does)."""
+    left = [(lr, iv) for lr, iv, decided in judged if decided == INCONCLUSIVE]
+    if not left:
+        return ""
+    arms = [results.select(norm=n, lr=lr) for lr, _ in left for n in norms]
+    seeds = fewest_seeds(*arms)
+
+    def need(item: tuple) -> float:
+        n = seeds_to_decide(protocol, item[1], seeds)
+        return math.inf if n is None else n
+
+    worst = max(left, key=need)[1]
+    spent = hours(r for runs in arms for r in runs)
+    rates = ", ".join(f"{lr:g}" for lr, _ in left)
+    return f" Rates left open: {rates}.{why_open(protocol, worst, seeds, spent)}"
 
 
 def _convergence(results, target) -> Section:
