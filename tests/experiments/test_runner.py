@@ -234,3 +234,14 @@ def test_more_seeds_go_to_the_runs_of_the_open_verdicts_alone(tmp_path, monkeypa
     assert "got 3 seeds in all for the runs they rest on (ok)" in intro
     with pytest.raises(UserError, match="no run named nope"):
         run_experiment(tiny, TINY, tmp_path, more={"nope": 3}, log=lambda m: None)
+
+
+def test_a_dead_worker_is_reported_as_resumable(tmp_path):
+    # Ctrl-C reaches the workers too and breaks their pool: the message must not read as a lost
+    # run, since the runs in flight keep their checkpoints and the same command resumes them.
+    from concurrent.futures.process import BrokenProcessPool
+
+    error = runner_module._failure(BrokenProcessPool("gone"), tmp_path / "net-lr0.1-s0")
+    assert isinstance(error, UserError) and "\n" not in str(error)
+    assert str(error).startswith("run net-lr0.1-s0 stopped: its process died (interrupted")
+    assert "run the same command again to go on" in str(error)

@@ -130,7 +130,11 @@ def _failure(error: BaseException, run_dir: Path) -> BaseException:
     if isinstance(error, UserError):
         return UserError(f"run {run_dir.name} failed: {error}")
     if isinstance(error, BrokenProcessPool):
-        return UserError(f"run {run_dir.name} failed: its process died (killed, out of memory?)")
+        return UserError(
+            f"run {run_dir.name} stopped: its process died (interrupted with Ctrl-C, killed, or "
+            "out of memory); finished runs are kept and the runs in flight keep their last "
+            "checkpoint: run the same command again to go on"
+        )
     return error  # an internal bug: raised with the worker's traceback as its cause
 
 
