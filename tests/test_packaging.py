@@ -110,4 +110,4 @@ def test_wheel_metadata_python_range_extras_and_script(wheel):
     assert tensorboard.marker.evaluate({"extra": "tensorboard"})
     assert not tensorboard.marker.evaluate({"extra": ""})
     (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
-    assert "reslab = reslab.cli:main" in wheel.read(entry_points).decode()
+    assert "reslab = reslab.cli:run" in wheel.read(entry_points).decode()

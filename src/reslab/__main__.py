@@ -1,3 +1,3 @@
-from reslab.cli import main
+from reslab.cli import run
 
-raise SystemExit(main())
+run()

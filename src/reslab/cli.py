@@ -9,12 +9,14 @@ tables (`describe_commands`; a test checks it is current). So `--help`, `--versi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import functools
 import json
 import logging
 import os
 import shlex
+import signal
 import sys
 import typing
 from collections.abc import Sequence
@@ -668,6 +670,23 @@ def _configure_logging(verbose: bool) -> None:
         logger.addHandler(_Stdout())
         logger.propagate = False
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def run() -> typing.NoReturn:
+    """The `reslab` command: `main`'s exit code as the process's. A Ctrl-C that lands after `main`
+    has returned (the second of two presses, when the first stopped a run at a step's end and its
+    checkpoint is saved) has nothing left to interrupt: the process exits as `main` said, 130 when
+    the signal arrived before `main` could say it, never with a traceback."""
+    code = 130  # a Ctrl-C that escapes `main` leaves this
+    with contextlib.suppress(KeyboardInterrupt):
+        code = main()
+    while True:  # exiting now: later presses are ignored; one that lands first is caught here
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            break
+        except KeyboardInterrupt:
+            continue
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
