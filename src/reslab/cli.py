@@ -9,7 +9,6 @@ tables (`describe_commands`; a test checks it is current). So `--help`, `--versi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fnmatch
 import functools
 import json
@@ -677,9 +676,13 @@ def run() -> typing.NoReturn:
     has returned (the second of two presses, when the first stopped a run at a step's end and its
     checkpoint is saved) has nothing left to interrupt: the process exits as `main` said, 130 when
     the signal arrived before `main` could say it, never with a traceback."""
+    # No Python-level call between `main`'s return and the ignore below (a `with` block's
+    # `__exit__` would be one): a KeyboardInterrupt can be raised at such a call.
     code = 130  # a Ctrl-C that escapes `main` leaves this
-    with contextlib.suppress(KeyboardInterrupt):
+    try:  # noqa: SIM105 (not contextlib.suppress: see above)
         code = main()
+    except KeyboardInterrupt:
+        pass
     while True:  # exiting now: later presses are ignored; one that lands first is caught here
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
