@@ -548,6 +548,13 @@ def _add_experiment(sub) -> None:
         "(inconclusive at this budget): each arm at the rate chosen on the grid's own seeds, "
         "which the added seeds cannot move; must exceed --seeds",
     )
+    p.add_argument(
+        "--epochs",
+        type=_count,
+        metavar="N",
+        help="train the grid's runs for N epochs instead of the budget's (the same grid run "
+        "longer, for curves the budget leaves unsettled); the report says so",
+    )
     p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
     p.add_argument(
         "--parallel",
@@ -565,7 +572,7 @@ def _add_experiment(sub) -> None:
 def _experiment_command(args: argparse.Namespace) -> str:
     """The command line that makes the same report, for the report to quote."""
     words = ["reslab", "experiment", args.name, "--budget", args.budget]
-    for flag in ("model", "dataset", "data_dir", "seeds", "more_seeds", "out"):
+    for flag in ("model", "dataset", "data_dir", "seeds", "more_seeds", "epochs", "out"):
         value = getattr(args, flag)
         if value:
             words += [f"--{flag.replace('_', '-')}", str(value)]
@@ -586,6 +593,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         command=_experiment_command(args),
         more_seeds=args.more_seeds or 0,
+        epochs=args.epochs,
     )
     for s in report.sections:
         if s.verdict:

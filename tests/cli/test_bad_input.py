@@ -95,6 +95,8 @@ def test_bad_flag_values(tmp_path, capsys, monkeypatch, key, value):
         (["experiment", "nope"], "experiment: unknown name"),
         (["experiment", "batchnorm", "--budget", "huge"], "budget: unknown value"),
         (["experiment", "batchnorm", "--seeds", "0"], "argument --seeds: expected an integer >= 1"),
+        (["experiment", "degradation", "--epochs", "0"], "argument --epochs: expected an integer"),
+        (["experiment", "gradients", "--epochs", "3"], "gradients trains a fixed number of steps"),
         (["models", "--no-such-flag"], "unrecognized arguments"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["train", "--time-budget", "-5"], "time_budget: '-5' is negative"),

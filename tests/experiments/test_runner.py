@@ -245,3 +245,52 @@ def test_a_dead_worker_is_reported_as_resumable(tmp_path):
     assert isinstance(error, UserError) and "\n" not in str(error)
     assert str(error).startswith("run net-lr0.1-s0 stopped: its process died (interrupted")
     assert "run the same command again to go on" in str(error)
+
+
+def test_a_run_directory_holding_another_run_is_refused_before_anything_trains(tmp_path):
+    from reslab.experiments.runner import check_same_run, run_config
+    from reslab.run.config import to_toml
+
+    spec, run_dir = _grid(TINY)[0], tmp_path / "runs" / "ok-s0"
+    run_dir.mkdir(parents=True)
+    config = run_config(spec, 0, TINY, "cifar10-sample", threads=1).to_dict()
+    RunDir(run_dir).config.write_text(to_toml({**config, "data_dir": "/moved/data"}))
+    check_same_run(spec, 0, TINY, "cifar10-sample", run_dir)  # threads and data_dir: same run
+    (run_dir / "status.json").write_text(json.dumps({"status": "done"}))  # and finished
+    longer = Budget("tiny", "cifar10-sample", 1, {**TINY.overrides, "max_steps": 5}, (20,), 0.2, "")
+    with pytest.raises(UserError) as e:
+        run_experiment(EXP, longer, tmp_path, log=lambda m: None)
+    assert "holds another run than this grid asks for: max_steps = 3 (asked: 5)" in str(e.value)
+    assert "give another --out" in str(e.value)
+    assert not (tmp_path / "runs" / "diverges-s0").exists()  # refused before anything trained
+    RunDir(run_dir).config.write_text("epochs = [")
+    with pytest.raises(UserError, match="is not valid TOML"):
+        check_same_run(spec, 0, TINY, "cifar10-sample", run_dir)
+
+
+def test_epochs_runs_the_grid_longer_and_the_report_says_so(monkeypatch):
+    from reslab.cli import _experiment_command, _parse
+    from reslab.experiments import BUDGETS
+    from reslab.experiments.conduct import budget_text
+    from reslab.experiments.runner import run_config
+
+    conduct_module = importlib.import_module("reslab.experiments.conduct")  # not the function
+    asked = []
+
+    def stop(experiment, budget, *args, **kwargs):
+        asked.append(budget)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(conduct_module, "run_experiment", stop)
+    with pytest.raises(KeyboardInterrupt):
+        conduct_module.conduct("degradation", "hour", epochs=12, log=lambda m: None)
+    grid = EXPERIMENTS["degradation"].grid(asked.pop())
+    assert {run_config(s, 0, BUDGETS["hour"], "cifar10").epochs for s in grid} == {12}
+    assert BUDGETS["hour"].epochs_of("degradation") == 5  # the budget itself is unchanged
+    text = budget_text(BUDGETS["hour"], "folder:/d", "degradation", 12)
+    assert text.endswith("; 12 epochs per run (asked with --epochs instead of the budget's 5).")
+    assert budget_text(BUDGETS["hour"], None, "placement", 6).endswith("; 6 epochs per run.")
+    with pytest.raises(UserError, match="gradients trains a fixed number of steps"):
+        conduct_module.conduct("gradients", "hour", epochs=3, log=lambda m: None)
+    args = _parse(["experiment", "degradation", "--budget", "hour", "--epochs", "12"])
+    assert _experiment_command(args) == "reslab experiment degradation --budget hour --epochs 12"

@@ -3,6 +3,7 @@ what `reslab experiment` does."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,23 +29,43 @@ def default_out(name: str, budget: str) -> Path:
     return default_location("experiments", f"{name}-{budget}")
 
 
-def budget_text(spec: Budget, dataset: str | None, experiment: str = "") -> str:
+def budget_text(
+    spec: Budget, dataset: str | None, experiment: str = "", epochs: int | None = None
+) -> str:
     """The report's sentence on the budget. Its note describes the budget's own data and time,
     so a run on another data set says which parts still hold; a folder is taken to hold the
-    budget's own data set (the usual way to give CIFAR-10 offline), which the report says."""
-    epochs = spec.epochs_of(experiment)
+    budget's own data set (the usual way to give CIFAR-10 offline), which the report says.
+    `epochs` is a length the user asked for instead of the budget's, which the sentence says."""
+    own = spec.epochs_of(experiment)
+    length = f"{own} epochs per run"
+    if epochs not in (None, own):
+        length = f"{epochs} epochs per run (asked with --epochs instead of the budget's {own})"
     if dataset and dataset.startswith("folder:") and spec.dataset != "cifar10-sample":
         return (
             f"Budget `{spec.name}`: {spec.note}. Data set `{spec.dataset}`, read from "
-            f"`{dataset}`; {epochs} epochs per run."
+            f"`{dataset}`; {length}."
         )
     if dataset and dataset != spec.dataset:
         return (
             f"Budget `{spec.name}` ({spec.note}), run here on `{dataset}` instead of its own "
-            f"data set `{spec.dataset}`: its length, {epochs} epochs per run, and its "
+            f"data set `{spec.dataset}`: its length, {length}, and its "
             "settings apply; its data and its time do not."
         )
-    return f"Budget `{spec.name}`: {spec.note}. Data set `{spec.dataset}`; {epochs} epochs per run."
+    return f"Budget `{spec.name}`: {spec.note}. Data set `{spec.dataset}`; {length}."
+
+
+def _longer(experiment, spec: Budget, epochs: int, model: str | None) -> Budget:
+    """The budget with the experiment's runs `epochs` long; refused for a grid whose runs have
+    a length of their own (a number of steps), which --epochs would not change."""
+    if epochs < 1:
+        raise UserError("--epochs must be >= 1")
+    longer = dataclasses.replace(spec, epochs_for={**spec.epochs_for, experiment.name: epochs})
+    if all("max_steps" in s.overrides for s in experiment.grid(longer, model)):
+        raise UserError(
+            f"experiment {experiment.name} trains a fixed number of steps; --epochs does not "
+            "change it"
+        )
+    return longer
 
 
 def runs_section(results: ExperimentResults) -> Section:
@@ -90,10 +111,12 @@ def conduct(
     data_dir: str = "",
     command: str = "",
     more_seeds: int = 0,
+    epochs: int | None = None,
 ) -> ExperimentReport:
     """Run the grid, analyze it and write the report. With `more_seeds`, the verdicts the grid
     leaves open get that many seeds in all for the runs they rest on (each arm at the rate
-    chosen on the grid's own seeds), and the report is made from every run."""
+    chosen on the grid's own seeds), and the report is made from every run. `epochs` trains
+    the grid's runs for that many epochs instead of the budget's (a grid run longer)."""
     from reslab.experiments import EXPERIMENTS
 
     if name not in EXPERIMENTS:
@@ -106,6 +129,9 @@ def conduct(
         raise UserError("--seeds must be >= 1")
     if more_seeds and more_seeds <= seeds:
         raise UserError(f"--more-seeds must exceed --seeds ({seeds}), got {more_seeds}")
+    own = spec
+    if epochs is not None:
+        spec = _longer(experiment, spec, epochs, model)
     out = Path(out) if out else default_out(name, budget)
 
     def run(more=None):
@@ -127,8 +153,9 @@ def conduct(
         )
     elif more_seeds:
         more_text = f" No verdict was left open at {seeds} seed(s): none needed more."
+    budget_said = budget_text(own, dataset, name, epochs)
     intro = (
-        f"{experiment.summary.format(model=results.model)} {budget_text(spec, dataset, name)} "
+        f"{experiment.summary.format(model=results.model)} {budget_said} "
         f"{seeds} seed(s) per run; run directories under `runs/`.{more_text} Every verdict "
         "below is computed from these runs."
     )

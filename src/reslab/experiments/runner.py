@@ -66,6 +66,29 @@ def run_config(spec: RunSpec, seed: int, budget: Budget, dataset: str, threads: 
     return build_config(budget_layer, spec.overrides, {"seed": seed, **_threads(threads)})
 
 
+# What says where and how fast a run goes, not what it learns: a run made with other values
+# of these is still the run the grid asks for.
+_PLACE = ("threads", "data_dir")
+
+
+def check_same_run(spec: RunSpec, seed: int, budget: Budget, dataset: str, run_dir: Path) -> None:
+    """A run directory already there, finished or not, must hold the run this grid asks for
+    (say a grid asked again with another --epochs into the same --out): else a UserError
+    naming the keys that differ, rather than a report computed from other runs. A key the
+    saved config lacks (written before the key existed) counts as the same."""
+    if not RunDir(run_dir).config.is_file():
+        return
+    saved = load_run(run_dir).config  # a UserError for a config.toml that does not parse
+    wanted = json.loads(json.dumps(run_config(spec, seed, budget, dataset).to_dict()))  # as TOML
+    differ = [k for k, v in wanted.items() if k not in _PLACE and saved.get(k, v) != v]
+    if differ:
+        said = ", ".join(f"{k} = {saved[k]!r} (asked: {wanted[k]!r})" for k in differ)
+        raise UserError(
+            f"{run_dir} holds another run than this grid asks for: {said}; give another --out, "
+            "or delete that run directory to train it again"
+        )
+
+
 def _threads(threads: int) -> dict:
     return {"threads": threads} if threads else {}
 
@@ -202,6 +225,8 @@ def run_experiment(
     grid = [(s, k, out / "runs" / f"{s.name}-s{k}") for s in specs
             for k in range(max(seeds, s.seeds, more.get(s.name, 0)))]  # fmt: skip
     common = min((max(seeds, s.seeds) for s in specs), default=seeds)
+    for s, k, d in grid:  # before anything trains
+        check_same_run(s, k, budget, dataset, d)
     if parallel > 1:
         todo = [(s, k, budget, dataset, d) for s, k, d in grid if not _status_file(d).is_file()]
         for spec, seed, *_ in todo:  # every config valid here, before any worker starts
