@@ -555,7 +555,11 @@ def _add_experiment(sub) -> None:
         help="train the grid's runs for N epochs instead of the budget's (the same grid run "
         "longer, for curves the budget leaves unsettled); the report says so",
     )
-    p.add_argument("--out", help="output folder (default runs/experiments/NAME-BUDGET)")
+    p.add_argument(
+        "--out",
+        help="output folder (default runs/experiments/NAME-BUDGET, NAME-BUDGET-Nepochs with "
+        "--epochs)",
+    )
     p.add_argument(
         "--parallel",
         type=_count,

@@ -8,6 +8,7 @@ import pytest
 from reslab.errors import UserError
 from reslab.experiments import EXPERIMENTS, Budget, Experiment, RunSpec, run_experiment
 from reslab.experiments import runner as runner_module
+from reslab.run.config import to_toml
 from reslab.run.directory import RunDir
 
 TINY = Budget(
@@ -68,7 +69,8 @@ def test_an_interrupted_run_is_resumed(tmp_path, monkeypatch):
     run_dir = tmp_path / "runs" / "ok-s0"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.pt").write_bytes(b"x")
-    (run_dir / "config.toml").write_text('model = "resnet20"\n')
+    config = runner_module.run_config(_grid(TINY)[0], 0, TINY, "cifar10-sample").to_dict()
+    (run_dir / "config.toml").write_text(to_toml(config))  # the run's own, as fit wrote it
     one = Experiment("one", "one", "one", lambda b: _grid(b)[:1], lambda r, o: [])
     run_experiment(one, TINY, tmp_path, log=lambda m: None)
     assert calls == [(run_dir, {})]  # in-process: the config's own thread count
@@ -249,13 +251,18 @@ def test_a_dead_worker_is_reported_as_resumable(tmp_path):
 
 def test_a_run_directory_holding_another_run_is_refused_before_anything_trains(tmp_path):
     from reslab.experiments.runner import check_same_run, run_config
-    from reslab.run.config import to_toml
 
     spec, run_dir = _grid(TINY)[0], tmp_path / "runs" / "ok-s0"
     run_dir.mkdir(parents=True)
     config = run_config(spec, 0, TINY, "cifar10-sample", threads=1).to_dict()
-    RunDir(run_dir).config.write_text(to_toml({**config, "data_dir": "/moved/data"}))
-    check_same_run(spec, 0, TINY, "cifar10-sample", run_dir)  # threads and data_dir: same run
+    moved = {**config, "data_dir": "/moved/data", "checkpoint_every": 60.0, "device": "cpu"}
+    RunDir(run_dir).config.write_text(to_toml(moved))
+    check_same_run(spec, 0, TINY, "cifar10-sample", run_dir)  # where and how: the same run
+    legacy = {k: v for k, v in config.items() if k != "shortcut_pad"}  # read as "after"
+    RunDir(run_dir).config.write_text(to_toml(legacy))
+    with pytest.raises(UserError, match="shortcut_pad = 'after' .asked: 'both'."):
+        check_same_run(spec, 0, TINY, "cifar10-sample", run_dir)
+    RunDir(run_dir).config.write_text(to_toml(config))
     (run_dir / "status.json").write_text(json.dumps({"status": "done"}))  # and finished
     longer = Budget("tiny", "cifar10-sample", 1, {**TINY.overrides, "max_steps": 5}, (20,), 0.2, "")
     with pytest.raises(UserError) as e:
@@ -264,14 +271,14 @@ def test_a_run_directory_holding_another_run_is_refused_before_anything_trains(t
     assert "give another --out" in str(e.value)
     assert not (tmp_path / "runs" / "diverges-s0").exists()  # refused before anything trained
     RunDir(run_dir).config.write_text("epochs = [")
-    with pytest.raises(UserError, match="is not valid TOML"):
+    with pytest.raises(UserError, match="is not valid TOML"):  # ConfigError is a UserError
         check_same_run(spec, 0, TINY, "cifar10-sample", run_dir)
 
 
 def test_epochs_runs_the_grid_longer_and_the_report_says_so(monkeypatch):
     from reslab.cli import _experiment_command, _parse
     from reslab.experiments import BUDGETS
-    from reslab.experiments.conduct import budget_text
+    from reslab.experiments.conduct import budget_text, default_out
     from reslab.experiments.runner import run_config
 
     conduct_module = importlib.import_module("reslab.experiments.conduct")  # not the function
@@ -288,7 +295,17 @@ def test_epochs_runs_the_grid_longer_and_the_report_says_so(monkeypatch):
     assert {run_config(s, 0, BUDGETS["hour"], "cifar10").epochs for s in grid} == {12}
     assert BUDGETS["hour"].epochs_of("degradation") == 5  # the budget itself is unchanged
     text = budget_text(BUDGETS["hour"], "folder:/d", "degradation", 12)
-    assert text.endswith("; 12 epochs per run (asked with --epochs instead of the budget's 5).")
+    assert text.endswith(
+        "; 12 epochs per run (asked with --epochs instead of the budget's 5, so the budget's time "
+        "does not hold)."
+    )
+    other = budget_text(BUDGETS["hour"], "fashion-mnist", "degradation", 12)
+    assert other.endswith(
+        ": its settings, for 12 epochs per run (asked with --epochs instead of the budget's 5), "
+        "apply; its data and its time do not."
+    )
+    assert default_out("degradation", "hour", 12).name == "degradation-hour-12epochs"
+    assert default_out("degradation", "hour").name == "degradation-hour"
     assert budget_text(BUDGETS["hour"], None, "placement", 6).endswith("; 6 epochs per run.")
     with pytest.raises(UserError, match="gradients trains a fixed number of steps"):
         conduct_module.conduct("gradients", "hour", epochs=3, log=lambda m: None)

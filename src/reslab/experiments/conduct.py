@@ -25,8 +25,10 @@ class ExperimentReport:
     html: Path
 
 
-def default_out(name: str, budget: str) -> Path:
-    return default_location("experiments", f"{name}-{budget}")
+def default_out(name: str, budget: str, epochs: int | None = None) -> Path:
+    """Where a grid goes unless told: one folder per experiment, budget and --epochs."""
+    longer = f"-{epochs}epochs" if epochs is not None else ""
+    return default_location("experiments", f"{name}-{budget}{longer}")
 
 
 def budget_text(
@@ -37,9 +39,13 @@ def budget_text(
     budget's own data set (the usual way to give CIFAR-10 offline), which the report says.
     `epochs` is a length the user asked for instead of the budget's, which the sentence says."""
     own = spec.epochs_of(experiment)
-    length = f"{own} epochs per run"
+    length, applies = f"{own} epochs per run", f"its length, {own} epochs per run, and its settings"
     if epochs not in (None, own):
-        length = f"{epochs} epochs per run (asked with --epochs instead of the budget's {own})"
+        asked = f"{epochs} epochs per run (asked with --epochs instead of the budget's {own}"
+        length, applies = (
+            f"{asked}, so the budget's time does not hold)",
+            f"its settings, for {asked}),",
+        )
     if dataset and dataset.startswith("folder:") and spec.dataset != "cifar10-sample":
         return (
             f"Budget `{spec.name}`: {spec.note}. Data set `{spec.dataset}`, read from "
@@ -48,8 +54,7 @@ def budget_text(
     if dataset and dataset != spec.dataset:
         return (
             f"Budget `{spec.name}` ({spec.note}), run here on `{dataset}` instead of its own "
-            f"data set `{spec.dataset}`: its length, {length}, and its "
-            "settings apply; its data and its time do not."
+            f"data set `{spec.dataset}`: {applies} apply; its data and its time do not."
         )
     return f"Budget `{spec.name}`: {spec.note}. Data set `{spec.dataset}`; {length}."
 
@@ -132,7 +137,7 @@ def conduct(
     own = spec
     if epochs is not None:
         spec = _longer(experiment, spec, epochs, model)
-    out = Path(out) if out else default_out(name, budget)
+    out = Path(out) if out else default_out(name, budget, epochs)
 
     def run(more=None):
         return run_experiment(experiment, spec, out, dataset, seeds, log=log, parallel=parallel,

@@ -21,9 +21,11 @@ from reslab.errors import DivergenceError, UserError
 from reslab.experiments.spec import Budget, Experiment, RunSpec
 from reslab.io import atomic_write_json
 from reslab.report.runs import RunRecord, load_run
-from reslab.run.config import build_config
+from reslab.run.config import build_config, read_toml, saved_config
 from reslab.run.directory import RunDir
+from reslab.run.length import LIMITS
 from reslab.train import fit, resume
+from reslab.train.session import RESUME_OVERRIDABLE
 
 
 @dataclass
@@ -66,21 +68,23 @@ def run_config(spec: RunSpec, seed: int, budget: Budget, dataset: str, threads: 
     return build_config(budget_layer, spec.overrides, {"seed": seed, **_threads(threads)})
 
 
-# What says where and how fast a run goes, not what it learns: a run made with other values
-# of these is still the run the grid asks for.
-_PLACE = ("threads", "data_dir")
+# What says where and how a run goes, not what it learns (what a resume may change but its
+# length, and where its data lives): a run made with other values of these is still the run
+# the grid asks for.
+_PLACE = (*(k for k in RESUME_OVERRIDABLE if k not in LIMITS), "data_dir")
 
 
 def check_same_run(spec: RunSpec, seed: int, budget: Budget, dataset: str, run_dir: Path) -> None:
     """A run directory already there, finished or not, must hold the run this grid asks for
     (say a grid asked again with another --epochs into the same --out): else a UserError
-    naming the keys that differ, rather than a report computed from other runs. A key the
-    saved config lacks (written before the key existed) counts as the same."""
-    if not RunDir(run_dir).config.is_file():
+    naming the keys that differ, rather than a report computed from other runs. The saved
+    config is read as a resume reads it (keys older runs lack take the meaning they had)."""
+    file = RunDir(run_dir).config
+    if not file.is_file():
         return
-    saved = load_run(run_dir).config  # a UserError for a config.toml that does not parse
-    wanted = json.loads(json.dumps(run_config(spec, seed, budget, dataset).to_dict()))  # as TOML
-    differ = [k for k, v in wanted.items() if k not in _PLACE and saved.get(k, v) != v]
+    saved = saved_config(read_toml(file)).to_dict()  # a ConfigError if it does not parse
+    wanted = run_config(spec, seed, budget, dataset).to_dict()
+    differ = [k for k, v in wanted.items() if k not in _PLACE and saved[k] != v]
     if differ:
         said = ", ".join(f"{k} = {saved[k]!r} (asked: {wanted[k]!r})" for k in differ)
         raise UserError(
