@@ -106,8 +106,9 @@ RECIPES: dict[str, Recipe] = {
             "cpu-budget",
             "reslab's recipe for a wall-clock budget on a CPU (default 10 minutes; docs/speed.md "
             "gives what each choice measured): resnet9_w16, the fast records' ResNet-9 at a "
-            "quarter of the width, with their Nesterov, one-cycle lr and flip test-time "
-            "augmentation, in fp32 so that it holds on any CPU; the run sizes itself to "
+            "quarter of the width, with their Nesterov and one-cycle lr; test-time "
+            "augmentation by flips and 1-pixel translations; in fp32 so that it holds on any "
+            "CPU (add --precision auto for bf16 where the CPU has it); the run sizes itself to "
             "--time-budget",
             dict(
                 ONE_CYCLE,
@@ -120,6 +121,7 @@ RECIPES: dict[str, Recipe] = {
                 label_smoothing=0.1,
                 ema=0.0,
                 tta=True,
+                tta_shift=1,
                 precision="fp32",
                 val_split=2000,
             ),
