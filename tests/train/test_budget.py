@@ -7,6 +7,7 @@ import math
 import pytest
 
 from reslab.errors import ConfigError
+from reslab.metrics.evaluation import tta_views
 from reslab.run.config import parse_duration
 from reslab.run.length import Length
 from reslab.train import budget as budget_module
@@ -85,8 +86,24 @@ def test_costly_evaluations_measured_before_the_first_fit_still_give_the_longest
     assert cost(best) <= 90.0 < cost(best + 1)
 
 
+def test_an_evaluation_not_yet_timed_is_priced_from_the_training_step_per_tta_view():
+    training = [0.0]
+    length = Length.of(Limits(), steps_per_epoch=10)
+    b = TimeBudget(100.0, 0.0, length, lambda: training[0], batch_size=32,
+                   evaluated_images=(0, 1000), eval_passes=6)  # fmt: skip
+    b.stepped(1)
+    b.stepped(2)
+    training[0] = 10.0
+    b.stepped(22)  # 0.5 s a step of 32 images
+    per_image = EVAL_COST * 6 * 0.5 / 32
+    assert b.reserve(22, 100) == pytest.approx(per_image * 1000 + AFTER_S + MARGIN * 100)
+    b.evaluated(6.0, 1000)  # once timed, the measurement replaces the estimate
+    assert b.reserve(22, 100) == pytest.approx(6.0 + AFTER_S + MARGIN * 100)
+
+
 class FakeClock:
-    """Each training step advances the clock by `step_s`; nothing else takes time."""
+    """Each training step advances the clock by `step_s`; nothing else takes time but the
+    evaluation a budgeted run times before training, which costs EVAL_S an image and view."""
 
     def __init__(self, step_s):
         self.now, self.step_s = 0.0, step_s
@@ -105,16 +122,24 @@ def fake_clock(monkeypatch):
         return real_step(s, x, y)
 
     monkeypatch.setattr(engine, "train_step", step)
+    monkeypatch.setattr(engine, "time_evaluation", fake_time_evaluation)
     monkeypatch.setattr(engine, "clock", clock)
     monkeypatch.setattr(budget_module, "clock", clock)
     monkeypatch.setattr(session, "clock", clock)
     return clock
 
 
+EVAL_S = 0.004  # the fake timed evaluation: seconds an image and view (the estimate: 0.008)
+
+
+def fake_time_evaluation(s, images=128):
+    return images * EVAL_S * tta_views(s.config.tta, s.config.tta_shift), images
+
+
 # What 100 fake seconds at 1 s a step afford: the budget less the reserve (the CLI's report, the
-# margin, and the final test pass over the sample's 1,000 images, estimated from the training
-# speed since the fake evaluation takes no time): 89 steps.
-AFFORDED = 100 - AFTER_S - MARGIN * 100 - EVAL_COST * (1.0 / 50) * 1000
+# margin, and the final test pass over the sample's 1,000 images at the cost the run timed
+# before training): 93 steps, where the estimate from the training speed would leave 89.
+AFFORDED = 100 - AFTER_S - MARGIN * 100 - EVAL_S * 1000
 
 
 def _budgeted(tiny_config, seconds=100.0, **overrides):
@@ -136,14 +161,14 @@ def test_a_budgeted_run_fills_its_budget_and_lands_at_the_end_of_its_schedule(
     assert rows[-1]["lr"] < 1e-3 * 0.1  # one-cycle ran down to its end, not cut mid-way
 
 
-def test_the_estimate_of_the_final_evaluation_counts_the_tta_views(
+def test_the_timed_final_evaluation_counts_the_tta_views(
     tmp_path, tiny_config, fake_clock
 ):
-    # Six forward passes an image (flips and 2-pixel shifts): the final test pass is estimated
-    # at six times the cost of one, which leaves 40 fewer steps than AFFORDED.
+    # Six forward passes an image (flips and 2-pixel shifts): the final test pass, timed as the
+    # run evaluates, costs six times one pass, which leaves 20 fewer steps than AFFORDED.
     config = _budgeted(tiny_config, tta=True, tta_shift=2)
     result = session.fit(config, tmp_path / "r", quiet=True, started=0.0)
-    one_pass = EVAL_COST * (1.0 / 50) * 1000
+    one_pass = EVAL_S * 1000
     assert abs(result.summary["steps"] - (AFFORDED - 5 * one_pass)) <= 2
 
 

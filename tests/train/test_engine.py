@@ -284,6 +284,20 @@ def test_a_probe_takes_none_of_the_training_time(tmp_path, tiny, monkeypatch):
     assert position["wall_time_s"] < 3600.0
 
 
+def test_timing_an_evaluation_reads_no_data_and_changes_nothing(tiny):
+    from reslab.train.setup import build
+
+    s = build(tiny(4, tta=True, tta_shift=1))
+    s.model.train()
+    weights = {k: v.clone() for k, v in s.model.state_dict().items()}
+    rng = torch.get_rng_state()
+    seconds, images = engine.time_evaluation(s, images=8)
+    assert seconds > 0 and images == 8
+    assert s.model.training and torch.equal(torch.get_rng_state(), rng)
+    for name, value in s.model.state_dict().items():
+        assert torch.equal(value, weights[name]), name  # BN's running statistics too
+
+
 def test_a_whitening_first_layer_is_fitted_to_the_training_images_and_stays_frozen(tmp_path, tiny):
     from reslab.data import DeviceLoader, holdout, load_dataset
     from reslab.nn import PatchWhitening

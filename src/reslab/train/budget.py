@@ -13,8 +13,9 @@ lands at the end of its schedule whatever the machine's speed or load:
 - re-fits: at every check point (--check-every steps) and checkpoint the length is fitted again
   to the time left, from the speed measured since the last fit, and saved with the checkpoint;
 - what is reserved: the evaluations still to come (each epoch's validation, the final test, with
-  test-time augmentation if on), timed once they have run and estimated from the training speed
-  before, the saves, and a margin of MARGIN of the budget;
+  test-time augmentation if on), from one batch of random images timed through the evaluation
+  before training and from each validation once it has run (estimated from the training speed
+  where neither was timed), the saves, and a margin of MARGIN of the budget;
 - with --epochs or --max-steps as well, whichever ends first ends the run; the summary says which.
 
 The loop asks a budget at named points (`stepped`, `refit`, `evaluated`, `saved`); a run without
@@ -39,7 +40,7 @@ PROBE_SECONDS = 3.0  # training time timed before the first sizing
 PROBE_FRACTION = 0.02  # ... or this fraction of the budget, if smaller
 MARGIN = 0.01  # of the budget, kept free for what no estimate covers
 AFTER_S = 2.0  # writing the weights, the summary and the CLI's report after the final evaluation
-EVAL_COST = 0.4  # time per image of an evaluation pass against a training step, before measured
+EVAL_COST = 0.4  # time per image of an evaluation pass against a training step, if not measured
 
 
 def clock() -> float:

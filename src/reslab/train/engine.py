@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -170,6 +171,8 @@ def train_loop(
     k, world, length, display = s.config.check_every, s.world, s.length, hooks.display
     recent = torch.zeros(k, device=s.device)  # the last k step losses, read at check points
     checkpoints = Checkpoints(s, run, budget)
+    if budget.budgeted:  # what an evaluation costs, before the probe sizes the run on it
+        budget.evaluated(*time_evaluation(s))
     if hooks.probe.due(pos.step, length.total_steps):  # the start: step 0, or a resumed step
         hooks.probe.measure(s.model, pos.step)
     with GracefulStop() as stop:
@@ -312,6 +315,27 @@ def _epoch_row(s: Setup, pos: Position, meter: EpochMeter, val: EvalResult | Non
         "epoch_time_s": meter.seconds,
         "images_per_s": n / meter.seconds if meter.seconds else 0.0,
     }
+
+
+def time_evaluation(s: Setup, images: int = 128) -> tuple[float, int]:
+    """Seconds for `images` made-up images through the run's evaluation (its model, precision
+    and test-time augmentation) and that number: the second of two passes, the first paying
+    for the kernels' set-up. No data is read, no random number drawn and nothing kept (eval
+    mode, no gradients)."""
+    shape = (images, s.data.in_channels, *s.data.image_size)
+    x = torch.linspace(-2.0, 2.0, math.prod(shape), device=s.device).view(shape)
+    if s.config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    batch = [(x, torch.zeros(images, dtype=torch.long, device=s.device))]
+    seconds = 0.0
+    for _ in range(2):
+        began = clock()
+        evaluate_batches(
+            s.eval_model, batch, s.data.num_classes, s.autocast, s.config.tta,
+            tta_shift=s.config.tta_shift,
+        )  # fmt: skip  (its host-device sync ends the timing)
+        seconds = clock() - began
+    return seconds, images
 
 
 def evaluate(s: Setup, loader) -> EvalResult:
