@@ -161,9 +161,7 @@ def test_a_budgeted_run_fills_its_budget_and_lands_at_the_end_of_its_schedule(
     assert rows[-1]["lr"] < 1e-3 * 0.1  # one-cycle ran down to its end, not cut mid-way
 
 
-def test_the_timed_final_evaluation_counts_the_tta_views(
-    tmp_path, tiny_config, fake_clock
-):
+def test_the_timed_final_evaluation_counts_the_tta_views(tmp_path, tiny_config, fake_clock):
     # Six forward passes an image (flips and 2-pixel shifts): the final test pass, timed as the
     # run evaluates, costs six times one pass, which leaves 20 fewer steps than AFFORDED.
     config = _budgeted(tiny_config, tta=True, tta_shift=2)
