@@ -5,6 +5,7 @@
         --baseline-budgets 10m --cold 2m --plot docs/figures/time-budget.png --json out.json
     python benchmarks/bench_time_budget.py --data folder:DIR --budgets 2m 5m 10m 20m \\
         --seeds 3 --seeds-at 10m --precisions fp32 bf16 --baseline-budgets 10m ...
+    python benchmarks/bench_time_budget.py --combine all.json again.json --plot P --json out.json
 
 reslab: the shipped command, run as a user runs it (`python -m reslab train --time-budget B
 --recipe R --dataset D ...` in a subprocess), its wall time taken from just before the process
@@ -18,6 +19,10 @@ accuracy and the test accuracy (the test set is read once, at the end of each ru
 seed 0 at the others; --precisions runs the whole grid once per precision (`--precision`). Each
 (precision, budget) gets the mean of its seeds with a t-based 95% interval, and two precisions
 their paired difference (the same seeds draw the same validation split and data order).
+
+--combine reads results files as one, a later file's run replacing the same point of an earlier
+one (a point run again, after a fix or on cores that were not idle); the replaced runs are kept
+in the output under "replaced", and each run names its file and, where known, its commit.
 
 Baseline, side by side in this process: the usual way a ResNet-18 is trained on CIFAR-10 (3x3
 stem, SGD lr 0.1, momentum 0.9, weight decay 5e-4, the cosine schedule over 200 epochs that
@@ -353,6 +358,97 @@ def grid(args, budgets: list[float]) -> list[tuple[str | None, float, int | None
     return runs
 
 
+def source_commit() -> str | None:
+    """The git commit of the reslab source the runs import, where it is a checkout."""
+    import reslab
+
+    proc = subprocess.run(
+        ["git", "-C", str(Path(reslab.__file__).parent), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def combine(paths: list[str]) -> tuple[dict, list[dict], list[dict], list[dict]]:
+    """Results files of this benchmark read as one, in order: a later file's run replaces an
+    earlier one of the same precision, budget, seed and cache (a point run again), and its
+    baseline one of the same budget. Every file must come from the same machine, recipe and
+    data. Returns that file header, the runs (each naming its file), the baselines and the runs
+    replaced."""
+    header, runs, baselines, replaced = None, {}, {}, []
+    for path in paths:
+        payload = json.loads(Path(path).read_text())
+        same = {k: payload[k] for k in ("machine", "recipe", "data", "baseline_setup")}
+        if header is None:
+            header = same
+        for key, value in same.items():
+            if value != header[key]:
+                raise SystemExit(f"{path}: another {key} than {paths[0]}'s; they do not combine")
+        for r in payload["reslab"]:
+            key = (r["arm"], r["budget_s"], r["seed"], r["cache"])
+            if key in runs:
+                replaced.append(runs[key])
+            runs[key] = {**r, "file": r.get("file", str(path))}
+        for b in payload["baseline"]:
+            baselines[b["budget_s"]] = {**b, "file": b.get("file", str(path))}
+    return header, list(runs.values()), list(baselines.values()), replaced
+
+
+def measure(args, p: argparse.ArgumentParser) -> tuple[dict, list[dict], list[dict]]:
+    """Run the grid, the cold run and the baseline; returns the file header, runs, baselines."""
+    if args.seeds is not None and args.seeds < 1:
+        p.error(f"--seeds {args.seeds}: give 1 or more")
+    if args.seeds_at and args.seeds is None:
+        p.error("--seeds-at needs --seeds")
+    if args.precisions and len(set(args.precisions)) < len(args.precisions):
+        p.error(f"--precisions {' '.join(args.precisions)}: each once")
+    budgets = [parse_duration(b) for b in args.budgets]
+    base_budgets = (
+        budgets
+        if args.baseline_budgets is None
+        else [parse_duration(b) for b in args.baseline_budgets]
+    )
+    runs = grid(args, budgets)
+    out = Path(args.out)
+    info = {**machine(), "cpu_bf16": cpu_has_bf16()}  # what --precision auto would pick
+    print(json.dumps(info))
+    commit = source_commit()
+    warm_dir = default_data_dir()
+    load_dataset(args.data, warm_dir)  # the warm runs find the cache filled
+    results = []
+    for precision, b, seed in runs:
+        name = "-".join(
+            ["reslab", *([precision] if precision else []), f"{b:g}s"]
+            + ([f"seed{seed}"] if seed is not None else [])
+        )
+        run = reslab_run(b, args, out / name, warm_dir, seed, precision)
+        r = {"cache": "warm", "arm": precision or run["precision"], "commit": commit, **run}
+        results.append(r)
+        print(json.dumps(r), flush=True)
+    if args.cold:
+        b = parse_duration(args.cold)
+        precision = args.precisions[0] if args.precisions else None
+        with tempfile.TemporaryDirectory() as cold_dir:
+            run = reslab_run(b, args, out / f"reslab-{b:g}s-cold", Path(cold_dir), None, precision)
+        r = {"cache": "cold", "arm": precision or run["precision"], "commit": commit, **run}
+        results.append(r)
+        print(json.dumps(r), flush=True)
+    baseline = []
+    for b in base_budgets:
+        r = baseline_run(b, args)
+        baseline.append(r)
+        print(json.dumps(r), flush=True)
+    setup = {
+        **TUTORIAL,
+        "model": args.baseline_model,
+        "batch_size": args.baseline_batch,
+        "workers": args.workers,
+    }
+    header = {"machine": info, "recipe": args.recipe, "data": args.data, "baseline_setup": setup}
+    return header, results, baseline
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="cifar10-sample", help="data set name or folder:DIR")
@@ -385,69 +481,33 @@ def main() -> None:
     p.add_argument("--plot", help="write the accuracy-against-budget curve here (PNG)")
     p.add_argument("--json")
     p.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        help="run nothing: read these results files (--json) as one, a later file's run "
+        "replacing an earlier one of the same precision, budget, seed and cache, then write "
+        "the table, --plot and --json of the whole",
+    )
+    p.add_argument(
         "train_args", nargs="*", help="after --: more flags for reslab train (e.g. --cutout 8)"
     )
     args = p.parse_args()
-    if args.seeds is not None and args.seeds < 1:
-        p.error(f"--seeds {args.seeds}: give 1 or more")
-    if args.seeds_at and args.seeds is None:
-        p.error("--seeds-at needs --seeds")
-    if args.precisions and len(set(args.precisions)) < len(args.precisions):
-        p.error(f"--precisions {' '.join(args.precisions)}: each once")
-    budgets = [parse_duration(b) for b in args.budgets]
-    base_budgets = (
-        budgets
-        if args.baseline_budgets is None
-        else [parse_duration(b) for b in args.baseline_budgets]
-    )
-    runs = grid(args, budgets)
-    out = Path(args.out)
-    info = {**machine(), "cpu_bf16": cpu_has_bf16()}  # what --precision auto would pick
-    print(json.dumps(info))
-    warm_dir = default_data_dir()
-    load_dataset(args.data, warm_dir)  # the warm runs find the cache filled
-    results = []
-    for precision, b, seed in runs:
-        name = "-".join(
-            ["reslab", *([precision] if precision else []), f"{b:g}s"]
-            + ([f"seed{seed}"] if seed is not None else [])
-        )
-        run = reslab_run(b, args, out / name, warm_dir, seed, precision)
-        r = {"cache": "warm", "arm": precision or run["precision"], **run}
-        results.append(r)
-        print(json.dumps(r), flush=True)
-    if args.cold:
-        b = parse_duration(args.cold)
-        precision = args.precisions[0] if args.precisions else None
-        with tempfile.TemporaryDirectory() as cold_dir:
-            run = reslab_run(b, args, out / f"reslab-{b:g}s-cold", Path(cold_dir), None, precision)
-        r = {"cache": "cold", "arm": precision or run["precision"], **run}
-        results.append(r)
-        print(json.dumps(r), flush=True)
-    baseline = []
-    for b in base_budgets:
-        r = baseline_run(b, args)
-        baseline.append(r)
-        print(json.dumps(r), flush=True)
+    replaced: list[dict] = []
+    if args.combine:
+        header, results, baseline, replaced = combine(args.combine)
+    else:
+        header, results, baseline = measure(args, p)
     print(table(results, baseline))
     if args.plot:
         plot(results, baseline, args.plot)
     means = summarize(results)
     by_budget = {b["budget_s"]: b for b in baseline}
     payload = {
-        "machine": info,
-        "recipe": args.recipe,
-        "data": args.data,
+        **header,
         "reslab": results,
         "means": means,
         "paired": paired(results),
         "baseline": baseline,
-        "baseline_setup": {
-            **TUTORIAL,
-            "model": args.baseline_model,
-            "batch_size": args.baseline_batch,
-            "workers": args.workers,
-        },
         "error_ratio": [
             {
                 "precision": m["precision"],
@@ -459,8 +519,10 @@ def main() -> None:
             for m in means
             if m["budget_s"] in by_budget
         ],
-        "torch": torch.__version__,
+        "torch": header["machine"]["torch"],
     }
+    if args.combine:
+        payload.update(combined_from=args.combine, replaced=replaced)
     write_json(args.json, payload)
 
 

@@ -149,6 +149,41 @@ def test_bench_time_budget_means_and_paired_differences_by_seed():
     assert "| 600 s | auto (bf16) | 0 |" in bench.table(both, [])
 
 
+def test_bench_time_budget_combines_files_a_later_point_replacing_an_earlier(tmp_path):
+    bench = _bench("bench_time_budget")
+    header = dict(machine={"device": "cpu"}, recipe="cpu-budget", data="folder:D",
+                  baseline_setup={"model": "resnet18_cifar"})  # fmt: skip
+
+    def run(budget, seed, acc, cache="warm"):
+        return dict(arm="fp32", precision="fp32", budget_s=budget, seed=seed, test_acc=acc,
+                    cache=cache, wall_s=budget, epochs=3, overshoot_pct=-1.0)  # fmt: skip
+
+    first, again = tmp_path / "first.json", tmp_path / "again.json"
+    first.write_text(json.dumps({**header, "baseline": [{"budget_s": 600.0, "test_acc": 0.3}],
+        "reslab": [run(120.0, 0, 0.5), run(600.0, 0, 0.8), run(600.0, 1, 0.9),
+                   run(120.0, 0, 0.4, "cold")]}))  # fmt: skip
+    again.write_text(json.dumps({**header, "baseline": [],
+        "reslab": [run(120.0, 0, 0.7), run(600.0, 0, 0.88)]}))  # fmt: skip
+    _, runs, baseline, replaced = bench.combine([str(first), str(again)])
+    got = [(r["budget_s"], r["seed"], r["cache"], r["test_acc"], Path(r["file"]).name)
+           for r in runs]  # fmt: skip
+    assert got == [
+        (120.0, 0, "warm", 0.7, "again.json"),
+        (600.0, 0, "warm", 0.88, "again.json"),
+        (600.0, 1, "warm", 0.9, "first.json"),
+        (120.0, 0, "cold", 0.4, "first.json"),
+    ]
+    assert [r["test_acc"] for r in replaced] == [0.5, 0.8]
+    assert [b["test_acc"] for b in baseline] == [0.3]  # kept: the later file has none
+    (ten,) = [m for m in bench.summarize(runs) if m["budget_s"] == 600.0]
+    assert ten["mean_test_acc"] == pytest.approx(0.89)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**header, "machine": {"device": "cuda"}, "baseline": [],
+                                 "reslab": []}))  # fmt: skip
+    with pytest.raises(SystemExit, match="another machine"):
+        bench.combine([str(first), str(other)])
+
+
 def test_bench_time_budget_grid_seeds_only_where_asked():
     bench = _bench("bench_time_budget")
     args = argparse.Namespace(seeds=3, seeds_at=["10m"], precisions=["fp32", "bf16"])
