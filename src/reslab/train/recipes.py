@@ -107,9 +107,10 @@ RECIPES: dict[str, Recipe] = {
             "reslab's recipe for a wall-clock budget on a CPU (default 10 minutes; docs/speed.md "
             "gives what each choice measured): resnet9_w16, the fast records' ResNet-9 at a "
             "quarter of the width, with their Nesterov and one-cycle lr; test-time "
-            "augmentation by flips and 1-pixel translations at the final test; every training image, "
-            "no per-epoch validation (its passes would take time from training); in fp32 so that it holds on any CPU (add --precision auto for bf16 where "
-            "the CPU has it); the run sizes itself to --time-budget",
+            "augmentation by flips and 1-pixel translations at the final test; every training "
+            "image, no per-epoch validation (its passes would take time from training); in fp32 "
+            "so that it holds on any CPU (add --precision auto for bf16 where the CPU has it); "
+            "the run sizes itself to --time-budget",
             dict(
                 ONE_CYCLE,
                 model="resnet9_w16",
