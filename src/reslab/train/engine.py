@@ -317,12 +317,16 @@ def _epoch_row(s: Setup, pos: Position, meter: EpochMeter, val: EvalResult | Non
     }
 
 
-def time_evaluation(s: Setup, images: int = 128) -> tuple[float, int]:
+def time_evaluation(s: Setup, images: int | None = None) -> tuple[float, int]:
     """Seconds for `images` made-up images through the run's evaluation (its model, precision
     and test-time augmentation) and that number: the second of two passes, the first paying
     for the kernels' set-up. No data is read, no random number drawn and nothing kept (eval
-    mode, no gradients)."""
-    shape = (images, s.data.in_channels, *s.data.image_size)
+    mode, no gradients). By default as many pixels as 128 CIFAR images (8 images at 224x224),
+    so that large images do not make the timing itself cost much of a budget."""
+    h, w = s.data.image_size
+    if images is None:
+        images = min(128, max(8, 128 * 32 * 32 // (h * w)))
+    shape = (images, s.data.in_channels, h, w)
     x = torch.linspace(-2.0, 2.0, math.prod(shape), device=s.device).view(shape)
     if s.config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
