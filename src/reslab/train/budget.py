@@ -13,7 +13,7 @@ lands at the end of its schedule whatever the machine's speed or load:
 - re-fits: at every check point (--check-every steps) and checkpoint the length is fitted again
   to the time left, from the speed measured since the last fit, and saved with the checkpoint;
 - what is reserved: the evaluations still to come (each epoch's validation, the final test, with
-  test-time augmentation if on), from one batch of random images timed through the evaluation
+  test-time augmentation if on), from one batch of made-up images timed through the evaluation
   before training and from each validation once it has run (estimated from the training speed
   where neither was timed), the saves, and a margin of MARGIN of the budget;
 - with --epochs or --max-steps as well, whichever ends first ends the run; the summary says which.
