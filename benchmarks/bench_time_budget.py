@@ -378,8 +378,11 @@ def combine(paths: list[str]) -> tuple[dict, list[dict], list[dict], list[dict]]
     replaced."""
     header, runs, baselines, replaced = None, {}, {}, []
     for path in paths:
-        payload = json.loads(Path(path).read_text())
-        same = {k: payload[k] for k in ("machine", "recipe", "data", "baseline_setup")}
+        try:
+            payload = json.loads(Path(path).read_text())
+            same = {k: payload[k] for k in ("machine", "recipe", "data", "baseline_setup")}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"{path}: not a results file of this benchmark ({e!r})") from None
         if header is None:
             header = same
         for key, value in same.items():

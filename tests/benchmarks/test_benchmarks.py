@@ -182,6 +182,10 @@ def test_bench_time_budget_combines_files_a_later_point_replacing_an_earlier(tmp
                                  "reslab": []}))  # fmt: skip
     with pytest.raises(SystemExit, match="another machine"):
         bench.combine([str(first), str(other)])
+    (tmp_path / "notes.json").write_text('{"runs": []}')
+    for bad in ("missing.json", "notes.json"):
+        with pytest.raises(SystemExit, match="not a results file"):
+            bench.combine([str(tmp_path / bad)])
 
 
 def test_bench_time_budget_grid_seeds_only_where_asked():
