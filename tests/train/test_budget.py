@@ -12,7 +12,7 @@ from reslab.run.config import parse_duration
 from reslab.run.length import Length
 from reslab.train import budget as budget_module
 from reslab.train import engine, session
-from reslab.train.budget import AFTER_S, EVAL_COST, MARGIN, TimeBudget
+from reslab.train.budget import AFTER_S, EVAL_COST, MARGIN, MARGIN_S, TimeBudget, margin
 from reslab.train.stop import StopRequested
 from tests.conftest import tiny_flags
 
@@ -38,6 +38,12 @@ def test_negative_durations_are_called_negative(text):
         parse_duration(text)
 
 
+def test_the_margin_is_a_share_of_the_budget_with_a_floor_in_seconds():
+    assert margin(600) == pytest.approx(MARGIN * 600) == pytest.approx(6.0)  # 1% of 10 minutes
+    assert margin(120) == MARGIN_S == 3.0  # 1% of 2 minutes would be 1.2 s
+    assert margin(1) == MARGIN_S
+
+
 class Limits:
     epochs, max_steps, time_budget = 0, 0, 100.0
 
@@ -55,7 +61,7 @@ def test_the_budget_affords_what_is_left_after_the_reserve():
     b.stepped(22)  # the probe has its 3 s: the run is sized
     assert b.sized and b.step_s == 0.5
     # At t = 12 s: 88 s left, less the reserve (the report and the margin), at 0.5 s a step.
-    reserve = AFTER_S + MARGIN * 100
+    reserve = AFTER_S + margin(100)
     assert b.fit(22, now=12.0) == 22 + math.floor((88 - reserve) / 0.5)
     assert b.fit(22, now=99.0) == 22  # nothing left: stop where it is
     length.cap = 50
@@ -80,7 +86,7 @@ def test_costly_evaluations_measured_before_the_first_fit_still_give_the_longest
 
     def cost(total):  # what the run still needs at t = 10 s, at step 42 of 7-step epochs
         ends = math.ceil(total / 7) - 42 // 7
-        return (total - 42) * 0.05 + 0.001 * (ends * 2000 + 1000) + AFTER_S + MARGIN * 100
+        return (total - 42) * 0.05 + 0.001 * (ends * 2000 + 1000) + AFTER_S + margin(100)
 
     best = b.fit(42, now=10.0)
     assert cost(best) <= 90.0 < cost(best + 1)
@@ -96,9 +102,9 @@ def test_an_evaluation_not_yet_timed_is_priced_from_the_training_step_per_tta_vi
     training[0] = 10.0
     b.stepped(22)  # 0.5 s a step of 32 images
     per_image = EVAL_COST * 6 * 0.5 / 32
-    assert b.reserve(22, 100) == pytest.approx(per_image * 1000 + AFTER_S + MARGIN * 100)
+    assert b.reserve(22, 100) == pytest.approx(per_image * 1000 + AFTER_S + margin(100))
     b.evaluated(6.0, 1000)  # once timed, the measurement replaces the estimate
-    assert b.reserve(22, 100) == pytest.approx(6.0 + AFTER_S + MARGIN * 100)
+    assert b.reserve(22, 100) == pytest.approx(6.0 + AFTER_S + margin(100))
 
 
 class FakeClock:
@@ -138,8 +144,8 @@ def fake_time_evaluation(s, images=128):
 
 # What 100 fake seconds at 1 s a step afford: the budget less the reserve (the CLI's report, the
 # margin, and the final test pass over the sample's 1,000 images at the cost the run timed
-# before training): 93 steps, where the estimate from the training speed would leave 89.
-AFFORDED = 100 - AFTER_S - MARGIN * 100 - EVAL_S * 1000
+# before training): 91 steps, where the estimate from the training speed would leave 87.
+AFFORDED = 100 - AFTER_S - margin(100) - EVAL_S * 1000
 
 
 def _budgeted(tiny_config, seconds=100.0, **overrides):
@@ -200,7 +206,7 @@ def test_progressive_resizing_prices_small_steps_cheaper_and_keeps_its_parts_equ
     config = _budgeted(tiny_config, model="resnet9_w16", progressive=[16, 24], schedule="onecycle")
     s = session.fit(config, tmp_path / "r", quiet=True, started=0.0).summary
     assert s["stopped_by"] == "time budget" and s["budget_spent_s"] <= 100
-    # About 89 full-size seconds of steps, now worth 89 / 0.604 steps, in three equal parts.
+    # About 91 full-size seconds of steps, now worth 91 / 0.604 steps, in three equal parts.
     counts = [seen.count(v) for v in (16, 24, 32)]
     assert abs(s["steps"] - AFFORDED / ((0.25 + 0.5625 + 1) / 3)) <= 6, (s["steps"], counts)
     assert max(counts) - min(counts) <= 2, counts

@@ -15,7 +15,9 @@ lands at the end of its schedule whatever the machine's speed or load:
 - what is reserved: the evaluations still to come (each epoch's validation, the final test, with
   test-time augmentation if on), from one batch of made-up images timed through the evaluation
   before training and from each validation once it has run (estimated from the training speed
-  where neither was timed), the saves, and a margin of MARGIN of the budget;
+  where neither was timed), the saves, and a margin: MARGIN of the budget, at least MARGIN_S
+  seconds (the speed measured at the last re-fit moves by a few percent before the end, which
+  is more than 1% of a short budget);
 - with --epochs or --max-steps as well, whichever ends first ends the run; the summary says which.
 
 The loop asks a budget at named points (`stepped`, `refit`, `evaluated`, `saved`); a run without
@@ -38,7 +40,8 @@ from reslab.run.length import Length
 WARMUP_STEPS = 2  # untimed: compilation, cuDNN's search, caches
 PROBE_SECONDS = 3.0  # training time timed before the first sizing
 PROBE_FRACTION = 0.02  # ... or this fraction of the budget, if smaller
-MARGIN = 0.01  # of the budget, kept free for what no estimate covers
+MARGIN = 0.01  # of the budget, kept free for what no estimate covers ...
+MARGIN_S = 3.0  # ... and never less than this many seconds
 AFTER_S = 2.0  # writing the weights, the summary and the CLI's report after the final evaluation
 EVAL_COST = 0.4  # time per image of an evaluation pass against a training step, if not measured
 
@@ -46,6 +49,11 @@ EVAL_COST = 0.4  # time per image of an evaluation pass against a training step,
 def clock() -> float:
     """The budget's clock (seconds; monotonic)."""
     return time.perf_counter()
+
+
+def margin(seconds: float) -> float:
+    """Seconds of a budget of `seconds` kept free for what no estimate covers."""
+    return max(MARGIN * seconds, MARGIN_S)
 
 
 def each_step_one(first: int, last: int, total: int) -> float:
@@ -178,7 +186,7 @@ class TimeBudget:
         epoch_ends = max(0, math.ceil(total / spe) - step // spe)
         evals = epoch_ends * self.val_images + self.test_images
         saves = (epoch_ends + 1) * self.save_s
-        return per_image * evals + saves + AFTER_S + MARGIN * self.seconds
+        return per_image * evals + saves + AFTER_S + margin(self.seconds)
 
     def fit(self, step: int, now: float | None = None) -> int:
         """The run's new length in steps: the most the time left affords, its steps and the
