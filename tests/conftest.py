@@ -97,6 +97,17 @@ def start_cli(
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_cache(tmp_path_factory):
+    """No test writes to the user's data cache (~/.cache/reslab): $RESLAB_DATA points into the
+    session's temporary folder, for this process and the CLI's child processes, wherever a test
+    does not set its own."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RESLAB_DATA", str(tmp_path_factory.mktemp("reslab-data")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def _process_state():
     """What the CLI's `main` sets for its whole process (the `reslab` logger's handler, torch's

@@ -154,6 +154,8 @@ def test_shipped_weights_name_their_data_by_checksum(tiny_config, tmp_path, monk
     from tests.data.conftest import write_tree
 
     tree = write_tree(tmp_path / "mydata", per_class=40, classes=("cat", "dog"))
+    # The script and the CLI decode the folder into $RESLAB_DATA: here, not the user's cache.
+    monkeypatch.setenv("RESLAB_DATA", str(tmp_path / "dd"))
     config = tiny_config(dataset=f"folder:{tree}", val_split=0, data_dir=str(tmp_path / "dd"))
     run = reslab.fit(config, tmp_path / "run", quiet=True).run_dir
     # A run from before summaries counted the test images: --data counts them.
