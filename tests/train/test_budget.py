@@ -138,7 +138,7 @@ def fake_clock(monkeypatch):
 EVAL_S = 0.004  # the fake timed evaluation: seconds an image and view (the estimate: 0.008)
 
 
-def fake_time_evaluation(s, images=128):
+def fake_time_evaluation(s, images=500):
     return images * EVAL_S * tta_views(s.config.tta, s.config.tta_shift), images
 
 

@@ -296,7 +296,9 @@ def test_timing_an_evaluation_reads_no_data_and_changes_nothing(tiny):
     assert s.model.training and torch.equal(torch.get_rng_state(), rng)
     for name, value in s.model.state_dict().items():
         assert torch.equal(value, weights[name]), name  # BN's running statistics too
-    assert engine.time_evaluation(s)[1] == 128  # by default the pixels of 128 32x32 images
+    # By default one batch as the test pass runs it: the loader's, or the whole split if smaller.
+    assert s.test_loader.batch_size == 500 and s.test_loader.num_samples == 1000
+    assert engine.time_evaluation(s)[1] == 500
 
 
 def test_a_whitening_first_layer_is_fitted_to_the_training_images_and_stays_frozen(tmp_path, tiny):
