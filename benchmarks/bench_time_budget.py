@@ -398,6 +398,14 @@ def combine(paths: list[str]) -> tuple[dict, list[dict], list[dict], list[dict]]
     return header, list(runs.values()), list(baselines.values()), replaced
 
 
+def run_name(precision: str | None, budget_s: float, last: int | str | None) -> str:
+    """A run's directory under --out: reslab-bf16-600s-seed2, reslab-fp32-120s-cold. Each names
+    its precision, so that grids of several precisions (or several invocations with one --out)
+    never share a directory."""
+    tail = [] if last is None else [last if isinstance(last, str) else f"seed{last}"]
+    return "-".join(["reslab", *([precision] if precision else []), f"{budget_s:g}s", *tail])
+
+
 def measure(args, p: argparse.ArgumentParser) -> tuple[dict, list[dict], list[dict]]:
     """Run the grid, the cold run and the baseline; returns the file header, runs, baselines."""
     if args.seeds is not None and args.seeds < 1:
@@ -421,19 +429,16 @@ def measure(args, p: argparse.ArgumentParser) -> tuple[dict, list[dict], list[di
     load_dataset(args.data, warm_dir)  # the warm runs find the cache filled
     results = []
     for precision, b, seed in runs:
-        name = "-".join(
-            ["reslab", *([precision] if precision else []), f"{b:g}s"]
-            + ([f"seed{seed}"] if seed is not None else [])
-        )
-        run = reslab_run(b, args, out / name, warm_dir, seed, precision)
+        run = reslab_run(b, args, out / run_name(precision, b, seed), warm_dir, seed, precision)
         r = {"cache": "warm", "arm": precision or run["precision"], "commit": commit, **run}
         results.append(r)
         print(json.dumps(r), flush=True)
     if args.cold:
         b = parse_duration(args.cold)
         precision = args.precisions[0] if args.precisions else None
+        where = out / run_name(precision, b, "cold")
         with tempfile.TemporaryDirectory() as cold_dir:
-            run = reslab_run(b, args, out / f"reslab-{b:g}s-cold", Path(cold_dir), None, precision)
+            run = reslab_run(b, args, where, Path(cold_dir), None, precision)
         r = {"cache": "cold", "arm": precision or run["precision"], "commit": commit, **run}
         results.append(r)
         print(json.dumps(r), flush=True)

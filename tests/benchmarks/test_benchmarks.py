@@ -85,6 +85,7 @@ def test_bench_time_budget_runs_the_cli_and_the_baseline(tmp_path, data_dir):
         ("bf16", 1, "warm"),
     ]
     assert (cold["cache"], cold["precision"], cold["seed"]) == ("cold", "fp32", 0)
+    assert "--out " + str(tmp_path / "runs" / "reslab-fp32-20s-cold") in cold["command"]
     for r in result["reslab"]:
         assert r["stopped_by"] == "time budget"
         assert r["wall_s"] > 0 and 0 <= r["test_acc"] <= 1 and r["val_acc"]
