@@ -16,8 +16,8 @@ lands at the end of its schedule whatever the machine's speed or load:
   test-time augmentation if on), from one batch of made-up images timed through the evaluation
   before training and from each validation once it has run (estimated from the training speed
   where neither was timed), the saves, and a margin: MARGIN of the budget, at least MARGIN_S
-  seconds (the speed measured at the last re-fit moves by a few percent before the end, which
-  is more than 1% of a short budget);
+  seconds (the final test pass alone varies by seconds from run to run on a busy CPU, more
+  than 1% of a short budget: docs/speed.md);
 - with --epochs or --max-steps as well, whichever ends first ends the run; the summary says which.
 
 The loop asks a budget at named points (`stepped`, `refit`, `evaluated`, `saved`); a run without
